@@ -1,0 +1,32 @@
+"""pascal-snn: exact ANN-to-SNN conversion with PASCAL (Ramesh & Srinivasan, TMLR 2025).
+
+Train with :class:`QCFS` activations, then :func:`convert` the model: the PASC spiking network
+gives the ANN's logits with T = L timesteps per layer.
+"""
+
+from pascal_snn.convert import Mode, PascNetwork, VanillaNetwork, convert
+from pascal_snn.errors import (
+    CheckpointError,
+    ConfigError,
+    ConversionError,
+    DataError,
+    PascalError,
+)
+from pascal_snn.qcfs import QCFS, qcfs_layers, set_levels
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "QCFS",
+    "CheckpointError",
+    "ConfigError",
+    "ConversionError",
+    "DataError",
+    "Mode",
+    "PascNetwork",
+    "PascalError",
+    "VanillaNetwork",
+    "convert",
+    "qcfs_layers",
+    "set_levels",
+]

@@ -1,0 +1,125 @@
+"""QCFS activation: the quantized, clipped, shifted ReLU the ANN is trained with (SPEC §2).
+
+    h(z) = θ · clip( floor(z·L/θ + 1/2) / L, 0, 1 )
+
+``θ`` is a trainable scalar per layer; ``floor`` passes gradients straight through (identity),
+so ``θ`` receives gradients through the divide and the multiply (Bu et al. 2023). The value of
+one spike of the converted layer is ``θ* = θ / L``; the level index of an output is
+``k = round(h·L/θ) ∈ {0 … L}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+__all__ = ["QCFS", "level_index", "qcfs_layers", "set_levels", "validate_level"]
+
+
+def validate_level(L: object, name: str = "L") -> int:
+    """Return ``L`` as an int, or raise ValueError naming it if it is not an integer ≥ 1."""
+    if isinstance(L, bool) or not isinstance(L, int):
+        if isinstance(L, float) and L.is_integer() and L >= 1:
+            return int(L)
+        raise ValueError(f"{name} must be an integer >= 1 (a quantization step), got {L!r}")
+    if L < 1:
+        raise ValueError(f"{name} must be an integer >= 1 (a quantization step), got {L}")
+    return L
+
+
+class _FloorSTE(torch.autograd.Function):
+    """``floor`` in the forward pass, identity in the backward pass (straight-through)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return torch.floor(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad
+
+
+class QCFS(nn.Module):
+    """Quantization-clip-floor-shift activation with a trainable threshold ``theta``.
+
+    Args:
+        L: quantization step, an integer ≥ 1; settable after construction.
+        theta: initial threshold λ (the QCFS reference code uses 8.0).
+
+    Works on any shape, dtype and device; ``theta`` is cast to the input's dtype.
+    """
+
+    def __init__(self, L: int = 4, theta: float = 8.0) -> None:
+        super().__init__()
+        self._L = validate_level(L)
+        self.theta = nn.Parameter(torch.tensor(float(theta)))
+
+    @property
+    def L(self) -> int:
+        return self._L
+
+    @L.setter
+    def L(self, value: int) -> None:
+        self._L = validate_level(value)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        theta = self.theta.to(x.dtype)
+        steps = _FloorSTE.apply(x * self._L / theta + 0.5)
+        return theta * torch.clamp(steps / self._L, 0, 1)
+
+    def extra_repr(self) -> str:
+        return f"L={self._L}, theta={float(self.theta.detach()):.4g}"
+
+    # L is a plain attribute, not a buffer; keep it in the state dict so checkpoints carry it.
+    def get_extra_state(self) -> dict[str, int]:
+        return {"L": self._L}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.L = int(state["L"])
+
+
+def level_index(h: torch.Tensor, L: int, theta: torch.Tensor | float) -> torch.Tensor:
+    """Level index ``k = round(h·L/θ)`` of QCFS outputs ``h`` (int64, in ``0 … L``)."""
+    return torch.round(h * L / theta).to(torch.int64)
+
+
+def qcfs_layers(model: nn.Module) -> list[tuple[str, QCFS]]:
+    """The model's QCFS modules as ``(name, module)`` in forward order.
+
+    Forward order is the order in which the modules run on an input; it is taken from a
+    ``torch.fx`` trace when the model traces, and falls back to registration order (which is
+    the forward order for every model built by :mod:`pascal_snn.models`).
+    """
+    named = [(n, m) for n, m in model.named_modules() if isinstance(m, QCFS)]
+    if len(named) <= 1:
+        return named
+    from pascal_snn.graph import forward_module_order  # local: fx tracing is optional here
+
+    order = forward_module_order(model)
+    if order is None:
+        return named
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(named, key=lambda item: rank.get(item[0], len(rank)))
+
+
+def set_levels(model: nn.Module, levels: int | Sequence[int]) -> list[int]:
+    """Set every QCFS layer's L: one int for all, or one value per layer in forward order.
+
+    Returns the per-layer list that was applied. A list of the wrong length raises ValueError
+    stating the expected count; nothing is changed in that case.
+    """
+    layers = qcfs_layers(model)
+    if isinstance(levels, int) and not isinstance(levels, bool):
+        values = [validate_level(levels)] * len(layers)
+    else:
+        values = [validate_level(v, f"L[{i}]") for i, v in enumerate(levels)]
+        if len(values) != len(layers):
+            raise ValueError(
+                f"got {len(values)} levels but the model has {len(layers)} QCFS layers; "
+                f"give one int or exactly {len(layers)} values"
+            )
+    for (_, layer), value in zip(layers, values):
+        layer.L = value
+    return values
