@@ -129,10 +129,12 @@ def _batchnorm_as_conv(bn: nn.Module) -> nn.Module:
     dims = {nn.BatchNorm1d: 1, nn.BatchNorm2d: 2, nn.BatchNorm3d: 3}[type(bn)]
     conv_cls = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[dims]
     c = bn.num_features
-    conv = conv_cls(c, c, 1, groups=c, bias=True)
-    scale = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
-    conv.weight.data = scale.view(c, 1, *([1] * dims)).to(conv.weight.dtype)
-    conv.bias.data = bn.bias.detach() - bn.running_mean * scale
+    weight = bn.weight.detach() if bn.affine else torch.ones_like(bn.running_var)
+    bias = bn.bias.detach() if bn.affine else torch.zeros_like(bn.running_mean)
+    conv = conv_cls(c, c, 1, groups=c, bias=True, device=weight.device, dtype=weight.dtype)
+    scale = weight / torch.sqrt(bn.running_var + bn.eps)
+    conv.weight.data = scale.view(c, 1, *([1] * dims))
+    conv.bias.data = bias - bn.running_mean * scale
     return conv
 
 
@@ -201,6 +203,13 @@ class _Walker:
                 _set_module(self.gm, str(node.target), MatMulLayer(op, t_in))
             return t_in
         if isinstance(module, BATCHNORM):
+            if module.running_mean is None or module.running_var is None:
+                raise _refuse(
+                    node,
+                    self.modules,
+                    "a BatchNorm without running statistics "
+                    "normalises with batch statistics, which spikes cannot reproduce",
+                )
             if self.mode is Mode.PASC:
                 conv = _batchnorm_as_conv(module)
                 conv.bias.data = conv.bias.data / t_in

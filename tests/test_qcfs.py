@@ -1,0 +1,114 @@
+"""QCFS activation (SPEC §2): values, gradients, level handling."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from pascal_snn import QCFS, qcfs_layers, set_levels
+from pascal_snn.qcfs import level_index
+
+
+def spec_formula(z: np.ndarray, L: int, theta: float) -> np.ndarray:
+    """h(z) = θ · clip(floor(z·L/θ + 1/2) / L, 0, 1), written independently in numpy."""
+    return theta * np.clip(np.floor(z * L / theta + 0.5) / L, 0.0, 1.0)
+
+
+@pytest.mark.parametrize("L", [1, 2, 3, 4, 7, 8, 16])
+@pytest.mark.parametrize("theta", [8.0, 1.0, 0.3, 2.5])
+def test_values_equal_spec_formula_on_boundaries_and_negatives(L, theta):
+    spike = theta / L
+    boundaries = (np.arange(-2, L + 3) - 0.5) * spike  # every level boundary and beyond
+    grid = np.concatenate(
+        [
+            boundaries,
+            np.nextafter(boundaries, np.inf),
+            np.nextafter(boundaries, -np.inf),
+            np.linspace(-3 * theta, 3 * theta, 1001),
+            [-1e6, -1.0, 0.0, 1e6],
+        ]
+    )
+    act = QCFS(L, theta).double()
+    theta = float(act.theta)  # the float32 parameter, widened
+    got = act(torch.from_numpy(grid)).detach().numpy()
+    np.testing.assert_array_equal(got, spec_formula(grid, L, theta))
+    assert got.min() == 0.0 and got.max() == pytest.approx(theta)
+
+
+def test_dyadic_boundaries_round_up():
+    # θ* = 0.5: the input exactly on the boundary (k − ½)·θ* goes to level k.
+    act = QCFS(4, 2.0).double()
+    z = (torch.arange(1, 5, dtype=torch.float64) - 0.5) * 0.5
+    assert act(z).tolist() == [0.5, 1.0, 1.5, 2.0]
+    assert act(z - 1e-9).tolist() == [
+        0.0,
+        0.5,
+        1.0,
+        1.5,
+    ]
+
+
+def test_any_dtype_and_shape():
+    act = QCFS(4, 8.0)
+    for dtype in (torch.float32, torch.float64, torch.bfloat16):
+        x = torch.randn(2, 3, 4, 5, dtype=dtype) * 8
+        y = act(x)
+        assert y.dtype == dtype and y.shape == x.shape
+
+
+def test_gradients_straight_through_floor():
+    act = QCFS(4, 8.0).double()
+    x = torch.tensor([-3.0, 2.9, 3.5, 5.0, 9.0], dtype=torch.float64, requires_grad=True)
+    act(x).sum().backward()
+    # Strictly inside the clip range d h / d z = θ·(L/θ)/L = 1; outside it is 0.
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    assert act.theta.grad is not None and act.theta.grad.item() != 0.0
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "4", True, None])
+def test_invalid_L_raises_naming_L(bad):
+    with pytest.raises(ValueError, match="L"):
+        QCFS(bad)
+    act = QCFS(4)
+    with pytest.raises(ValueError, match="L"):
+        act.L = bad
+    assert act.L == 4
+
+
+def test_L_settable_and_saved_in_state_dict():
+    act = QCFS(4, 8.0)
+    act.L = 2
+    other = QCFS(8, 1.0)
+    other.load_state_dict(act.state_dict())
+    assert other.L == 2 and other.theta.item() == 8.0
+
+
+class OutOfOrder(nn.Module):
+    """Registers its activations in an order different from the forward order."""
+
+    def __init__(self):
+        super().__init__()
+        self.late = QCFS(2)
+        self.early = QCFS(3)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.late(self.fc(self.early(x)))
+
+
+def test_qcfs_layers_in_forward_order_and_set_levels():
+    model = OutOfOrder()
+    assert [name for name, _ in qcfs_layers(model)] == ["early", "late"]
+    assert set_levels(model, [5, 6]) == [5, 6]
+    assert (model.early.L, model.late.L) == (5, 6)
+    assert set_levels(model, 3) == [3, 3]
+    with pytest.raises(ValueError, match="2 QCFS layers"):
+        set_levels(model, [1, 2, 3])
+    with pytest.raises(ValueError, match="L"):
+        set_levels(model, [1, 0])
+    assert (model.early.L, model.late.L) == (3, 3)
+
+
+def test_level_index():
+    h = torch.tensor([0.0, 2.0, 4.0, 8.0])
+    assert level_index(h, 4, 8.0).tolist() == [0, 1, 2, 4]
