@@ -129,7 +129,7 @@ def test_spike_statistics_accumulate_and_reset():
     snn = convert(model)
     x = torch.rand(5, 1, 8, 8, dtype=torch.float64)
     captured = {}
-    name, layer = snn.if_layers()[1]
+    _, layer = snn.if_layers()[1]
     layer.register_forward_hook(lambda m, i, o: captured.update(out=o))
     snn(x)
     out = captured["out"]
