@@ -1,0 +1,54 @@
+"""Figure helpers: matplotlib ``Figure`` objects (no pyplot global state), saved atomically."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Sequence
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import ScalarFormatter
+
+from pascal_snn.io import atomic_write_bytes
+
+__all__ = ["accuracy_vs_timesteps", "new_figure", "save_figure"]
+
+
+def new_figure(width: float = 6.4, height: float = 4.0) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
+    """Render ``fig`` to PNG in memory, then write it atomically."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def accuracy_vs_timesteps(
+    timesteps: Sequence[int],
+    vanilla_accuracy: Sequence[float],
+    ann_accuracy: float,
+    pasc_accuracy: float,
+    pasc_timesteps: float,
+    pasc_label: str = "PASC",
+) -> Figure:
+    """Vanilla IF accuracy against T (log scale), the ANN level, and PASC at T = L marked."""
+    fig = new_figure()
+    ax = fig.add_subplot()
+    vanilla = [100 * a for a in vanilla_accuracy]
+    ax.plot(timesteps, vanilla, "o-", color="tab:blue", label="vanilla IF (QCFS SNN)")
+    ax.axhline(100 * ann_accuracy, color="gray", linestyle="--", label="ANN (QCFS)")
+    pasc = f"{pasc_label} at T = {pasc_timesteps:g}"
+    ax.plot([pasc_timesteps], [100 * pasc_accuracy], "*", ms=16, color="tab:red", label=pasc)
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.set_xlabel("timesteps T per layer")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Accuracy against timesteps")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    return fig
