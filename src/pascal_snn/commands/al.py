@@ -1,0 +1,233 @@
+"""``pascal-snn al``: AL metric of a trained checkpoint, its clusters and the per-layer L plan.
+
+Runs the model over ``--num-images`` training images (no augmentation, a seeded shuffle),
+prints a table (layer, L, A, g, K, M, cluster, new L), and writes ``al.json`` and
+``al_metric.png`` (the paper's Figure 1) into ``--out`` (default: the checkpoint's folder).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pascal_snn.al import (
+    LayerResult,
+    Variant,
+    assign_levels,
+    cluster,
+    default_alpha,
+    layer_metrics,
+    save_metric_plot,
+)
+from pascal_snn.al.stats import as_alpha
+from pascal_snn.errors import ConfigError, DataError
+
+__all__ = ["add_parser", "run"]
+
+AL_FORMAT = "pascal-snn/al/1"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "al",
+        help="AL metric per QCFS layer, clusters and per-layer L (paper Algorithm 3)",
+        description=(
+            "Compute the Adaptive Layerwise metric of every QCFS layer of a checkpoint over "
+            "training images, cluster the layers with exact 1-D k-means and assign one L per "
+            "cluster (highest metric -> smallest L). Writes al.json and al_metric.png."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
+    parser.add_argument(
+        "--dataset", default=None, help="data set (default: the one the checkpoint was trained on)"
+    )
+    parser.add_argument("--data-dir", default=None, help="data folder (default: checkpoint's)")
+    parser.add_argument("--download", action="store_true", help="download the data if missing")
+    parser.add_argument("--num-images", type=int, default=3000, help="training images (3000)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per forward (256)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the image shuffle (0)")
+    parser.add_argument(
+        "--alpha",
+        type=float,
+        default=None,
+        help="agreement threshold in (0, 1] (default 1/(2*layers); reference-code: 1/5)",
+    )
+    parser.add_argument("--clusters", type=int, default=3, help="number of clusters (3)")
+    parser.add_argument(
+        "--cluster-levels", default="1,2,4", help="one L per cluster, comma-separated (1,2,4)"
+    )
+    parser.add_argument(
+        "--variant",
+        choices=[v.value for v in Variant],
+        default=Variant.PAPER.value,
+        help="paper (default) or the public reference code's statistic",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def parse_cluster_levels(text: str, clusters: int) -> list[int]:
+    """``"1,2,4"`` → ``[1, 2, 4]``; ConfigError unless ``clusters`` integers ≥ 1 are given."""
+    try:
+        levels = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--cluster-levels must be comma-separated integers >= 1 such as 1,2,4; got '{text}'"
+        ) from None
+    if not levels or any(v < 1 for v in levels):
+        raise ConfigError(
+            f"--cluster-levels must be comma-separated integers >= 1 such as 1,2,4; got '{text}'"
+        )
+    if clusters < 1 or clusters != len(levels):
+        raise ConfigError(
+            f"--clusters {clusters} needs exactly {clusters} values in --cluster-levels, "
+            f"got {len(levels)} ('{text}'); give one L per cluster"
+        )
+    return levels
+
+
+def _validate(args: argparse.Namespace) -> list[int]:
+    levels = parse_cluster_levels(args.cluster_levels, args.clusters)
+    if args.num_images < 1:
+        raise ConfigError(f"--num-images must be >= 1, got {args.num_images}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.alpha is not None:
+        try:
+            as_alpha(args.alpha)
+        except ValueError as exc:
+            raise ConfigError(f"--alpha: {exc}") from None
+    return levels
+
+
+def _load_data(args: argparse.Namespace, checkpoint: dict[str, Any]) -> Any:
+    from pascal_snn.data import build_datasets
+
+    saved = checkpoint.get("dataset") or {}
+    name = args.dataset or saved.get("name")
+    if not name:
+        raise ConfigError(
+            f"checkpoint '{args.checkpoint}' does not say which data set it was trained on; "
+            "pass --dataset"
+        )
+    same = name == saved.get("name")
+    data_dir = args.data_dir or (saved.get("data_dir") if same else None)
+    image_size = saved.get("image_size") if same else None
+    train, _, _ = build_datasets(
+        name, data_dir=data_dir, download=args.download, augment=False, image_size=image_size
+    )
+    return name, train
+
+
+def _fmt(value: float) -> str:
+    if math.isinf(value):
+        return "inf"
+    if math.isnan(value):
+        return "nan"
+    return f"{value:.4g}"
+
+
+def _print_table(results: list[LayerResult], new_levels: list[int], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in ("layer", "L", "A", "g", "K", "M", "cluster", "new L"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for r, new in zip(results, new_levels):
+        s = r.stats
+        metric = _fmt(s.metric) + (" (constant)" if s.constant else "")
+        table.add_row(
+            r.name,
+            str(r.L),
+            _fmt(s.agreement),
+            _fmt(s.skewness),
+            _fmt(s.kurtosis),
+            metric,
+            str(r.cluster),
+            str(new),
+        )
+    Console().print(table)
+
+
+def run(args: argparse.Namespace) -> int:
+    levels = _validate(args)  # before anything slow is imported or loaded
+
+    import torch
+    from torch.utils.data import DataLoader
+
+    from pascal_snn.checkpoint import load_model
+    from pascal_snn.distributed import resolve_device
+    from pascal_snn.io import ensure_dir, write_json
+
+    variant = Variant(args.variant)
+    model, checkpoint = load_model(args.checkpoint, map_location="cpu")
+    dataset_name, train = _load_data(args, checkpoint)
+    device = resolve_device(args.device)
+    model.to(device)
+    generator = torch.Generator().manual_seed(args.seed)
+    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator)
+    try:
+        results = layer_metrics(model, loader, args.num_images, args.alpha, variant, device)
+    except ValueError as exc:
+        raise DataError(f"cannot compute the AL metric: {exc}") from exc
+    metrics = [r.stats.metric for r in results]
+    try:
+        labels = cluster(metrics, len(levels))
+        new_levels = assign_levels(metrics, levels)
+    except ValueError as exc:
+        raise ConfigError(f"cannot cluster the layers: {exc} (see --clusters)") from exc
+    results = [replace(r, cluster=c) for r, c in zip(results, labels)]
+    images = min(args.num_images, len(train))
+    if args.alpha is not None:
+        alpha = float(as_alpha(args.alpha))
+    elif variant is Variant.PAPER:
+        alpha = float(default_alpha(len(results)))
+    else:
+        alpha = 1 / 5
+
+    title = (
+        f"AL metric ({variant.value}) of {args.checkpoint.name} on {images} {dataset_name} images"
+    )
+    _print_table(results, new_levels, title)
+    out = ensure_dir(args.out if args.out is not None else args.checkpoint.resolve().parent)
+    report = {
+        "format": AL_FORMAT,
+        "checkpoint": str(args.checkpoint),
+        "dataset": dataset_name,
+        "num_images": images,
+        "seed": args.seed,
+        "variant": variant.value,
+        "alpha": alpha,
+        "clusters": len(levels),
+        "cluster_levels": sorted(levels),
+        "levels": new_levels,
+        "layers": [
+            {
+                "name": r.name,
+                "L": r.L,
+                "histogram": list(r.histogram),
+                "agreement": r.stats.agreement,
+                "skewness": r.stats.skewness,
+                "kurtosis": r.stats.kurtosis,
+                "metric": r.stats.metric,
+                "constant": r.stats.constant,
+                "n": r.stats.n,
+                "S": r.stats.S,
+                "cluster": r.cluster,
+                "new_L": new,
+            }
+            for r, new in zip(results, new_levels)
+        ],
+    }
+    write_json(out / "al.json", report)
+    ylabel = "AL metric M" if variant is Variant.PAPER else "AL metric M (reference code)"
+    save_metric_plot(out / "al_metric.png", results, new_levels, title, ylabel)
+    print(f"per-layer L: {new_levels}")
+    print(f"wrote {out / 'al.json'} and {out / 'al_metric.png'}")
+    return 0
