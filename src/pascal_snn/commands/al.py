@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import argparse
 import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pascal_snn.al import (
-    LayerResult,
-    Variant,
-    assign_levels,
-    cluster,
-    default_alpha,
-    layer_metrics,
-    save_metric_plot,
-)
+from pascal_snn.al import LayerResult, Variant, save_metric_plot
+from pascal_snn.al.plan import plan_levels
 from pascal_snn.al.stats import as_alpha
-from pascal_snn.errors import ConfigError, DataError
+from pascal_snn.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
-
-AL_FORMAT = "pascal-snn/al/1"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -158,76 +148,35 @@ def _print_table(results: list[LayerResult], new_levels: list[int], title: str) 
 def run(args: argparse.Namespace) -> int:
     levels = _validate(args)  # before anything slow is imported or loaded
 
-    import torch
-    from torch.utils.data import DataLoader
-
     from pascal_snn.checkpoint import load_model
     from pascal_snn.distributed import resolve_device
     from pascal_snn.io import ensure_dir, write_json
 
-    variant = Variant(args.variant)
     model, checkpoint = load_model(args.checkpoint, map_location="cpu")
     dataset_name, train = _load_data(args, checkpoint)
     device = resolve_device(args.device)
     model.to(device)
-    generator = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(train, batch_size=args.batch_size, shuffle=True, generator=generator)
-    try:
-        results = layer_metrics(model, loader, args.num_images, args.alpha, variant, device)
-    except ValueError as exc:
-        raise DataError(f"cannot compute the AL metric: {exc}") from exc
-    metrics = [r.stats.metric for r in results]
-    try:
-        labels = cluster(metrics, len(levels))
-        new_levels = assign_levels(metrics, levels)
-    except ValueError as exc:
-        raise ConfigError(f"cannot cluster the layers: {exc} (see --clusters)") from exc
-    results = [replace(r, cluster=c) for r, c in zip(results, labels)]
-    images = min(args.num_images, len(train))
-    if args.alpha is not None:
-        alpha = float(as_alpha(args.alpha))
-    elif variant is Variant.PAPER:
-        alpha = float(default_alpha(len(results)))
-    else:
-        alpha = 1 / 5
-
-    title = (
-        f"AL metric ({variant.value}) of {args.checkpoint.name} on {images} {dataset_name} images"
+    plan = plan_levels(
+        model,
+        train,
+        levels,
+        num_images=args.num_images,
+        alpha=args.alpha,
+        variant=args.variant,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=device,
     )
-    _print_table(results, new_levels, title)
+    title = (
+        f"AL metric ({plan.variant.value}) of {args.checkpoint.name} on {plan.num_images} "
+        f"{dataset_name} images"
+    )
+    _print_table(list(plan.layers), list(plan.levels), title)
     out = ensure_dir(args.out if args.out is not None else args.checkpoint.resolve().parent)
-    report = {
-        "format": AL_FORMAT,
-        "checkpoint": str(args.checkpoint),
-        "dataset": dataset_name,
-        "num_images": images,
-        "seed": args.seed,
-        "variant": variant.value,
-        "alpha": alpha,
-        "clusters": len(levels),
-        "cluster_levels": sorted(levels),
-        "levels": new_levels,
-        "layers": [
-            {
-                "name": r.name,
-                "L": r.L,
-                "histogram": list(r.histogram),
-                "agreement": r.stats.agreement,
-                "skewness": r.stats.skewness,
-                "kurtosis": r.stats.kurtosis,
-                "metric": r.stats.metric,
-                "constant": r.stats.constant,
-                "n": r.stats.n,
-                "S": r.stats.S,
-                "cluster": r.cluster,
-                "new_L": new,
-            }
-            for r, new in zip(results, new_levels)
-        ],
-    }
+    report = {"checkpoint": str(args.checkpoint), "dataset": dataset_name, **plan.as_dict()}
     write_json(out / "al.json", report)
-    ylabel = "AL metric M" if variant is Variant.PAPER else "AL metric M (reference code)"
-    save_metric_plot(out / "al_metric.png", results, new_levels, title, ylabel)
-    print(f"per-layer L: {new_levels}")
+    ylabel = "AL metric M" if plan.variant is Variant.PAPER else "AL metric M (reference code)"
+    save_metric_plot(out / "al_metric.png", list(plan.layers), list(plan.levels), title, ylabel)
+    print(f"per-layer L: {list(plan.levels)}")
     print(f"wrote {out / 'al.json'} and {out / 'al_metric.png'}")
     return 0

@@ -1,0 +1,113 @@
+"""From a trained model to a per-layer L plan: AL metric → clusters → levels (Algorithm 3).
+
+Shared by ``pascal-snn al``, adaptive training (Algorithm 4) and the demo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from pascal_snn.al.clustering import assign_levels, cluster
+from pascal_snn.al.stats import as_alpha
+from pascal_snn.al.streaming import LayerResult, Variant, default_alpha, layer_metrics
+from pascal_snn.errors import ConfigError, DataError
+
+__all__ = ["AL_FORMAT", "ALPlan", "plan_levels"]
+
+AL_FORMAT = "pascal-snn/al/1"
+
+
+@dataclass(frozen=True)
+class ALPlan:
+    """AL results per layer (with cluster labels), the new per-layer L, and how they were made."""
+
+    layers: tuple[LayerResult, ...]
+    levels: tuple[int, ...]
+    variant: Variant
+    alpha: float
+    num_images: int
+    cluster_levels: tuple[int, ...]
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form (the content of ``al.json``)."""
+        return {
+            "format": AL_FORMAT,
+            "num_images": self.num_images,
+            "seed": self.seed,
+            "variant": self.variant.value,
+            "alpha": self.alpha,
+            "clusters": len(self.cluster_levels),
+            "cluster_levels": sorted(self.cluster_levels),
+            "levels": list(self.levels),
+            "layers": [
+                {
+                    "name": r.name,
+                    "L": r.L,
+                    "histogram": list(r.histogram),
+                    "agreement": r.stats.agreement,
+                    "skewness": r.stats.skewness,
+                    "kurtosis": r.stats.kurtosis,
+                    "metric": r.stats.metric,
+                    "constant": r.stats.constant,
+                    "n": r.stats.n,
+                    "S": r.stats.S,
+                    "cluster": r.cluster,
+                    "new_L": new,
+                }
+                for r, new in zip(self.layers, self.levels)
+            ],
+        }
+
+
+def plan_levels(
+    model: nn.Module,
+    train_set: Dataset,
+    cluster_levels: Sequence[int] = (1, 2, 4),
+    num_images: int = 3000,
+    alpha: float | Fraction | None = None,
+    variant: Variant | str = Variant.PAPER,
+    batch_size: int = 256,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> ALPlan:
+    """AL metric over ``num_images`` training images (seeded shuffle), clusters, per-layer L.
+
+    The highest-metric cluster gets the smallest L (SPEC §5.2). Raises ``DataError`` when the
+    metric cannot be computed and ``ConfigError`` when the layers cannot be clustered.
+    """
+    variant = Variant.parse(variant)
+    generator = torch.Generator().manual_seed(seed)
+    loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator)
+    try:
+        results = layer_metrics(model, loader, num_images, alpha, variant, device)
+    except ValueError as exc:
+        raise DataError(f"cannot compute the AL metric: {exc}") from exc
+    metrics = [r.stats.metric for r in results]
+    try:
+        labels = cluster(metrics, len(cluster_levels))
+        new_levels = assign_levels(metrics, list(cluster_levels))
+    except ValueError as exc:
+        raise ConfigError(f"cannot cluster the layers: {exc} (see --clusters)") from exc
+    if alpha is not None:
+        used_alpha = float(as_alpha(alpha))
+    elif variant is Variant.PAPER:
+        used_alpha = float(default_alpha(len(results)))
+    else:
+        used_alpha = 1 / 5
+    return ALPlan(
+        layers=tuple(replace(r, cluster=c) for r, c in zip(results, labels)),
+        levels=tuple(new_levels),
+        variant=variant,
+        alpha=used_alpha,
+        num_images=min(num_images, len(train_set)),  # type: ignore[arg-type]
+        cluster_levels=tuple(cluster_levels),
+        seed=seed,
+    )
