@@ -14,6 +14,7 @@ from typing import Any
 from torch import nn
 
 from pascal_snn.errors import ConfigError
+from pascal_snn.models.resnet import resnet18, resnet34
 from pascal_snn.models.small import digits_cnn, mnist_cnn
 from pascal_snn.models.vgg import vgg16
 
@@ -23,6 +24,8 @@ _BUILDERS: MappingProxyType[str, Callable[..., nn.Module]] = MappingProxyType(
     {
         "digits_cnn": digits_cnn,
         "mnist_cnn": mnist_cnn,
+        "resnet18": resnet18,
+        "resnet34": resnet34,
         "vgg16": vgg16,
     }
 )

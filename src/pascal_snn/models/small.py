@@ -1,9 +1,11 @@
 """Small CNNs sized for the built-in data sets (sklearn 8×8 digits, 28×28 MNIST).
 
 Same building blocks as VGG (:func:`make_layers`): ``conv3×3 → BatchNorm → QCFS``, 2×2 average
-pooling, ``linear → QCFS`` hidden layers and a plain linear classifier. The initial QCFS
-threshold is 4.0 rather than the reference 8.0: after BatchNorm the pre-activations are of unit
-scale, and short runs (the digits demo trains for a few epochs) converge faster from θ = 4.
+pooling, a ``linear → BatchNorm1d → QCFS`` hidden layer (the BatchNorm keeps its
+pre-activations at unit scale, so units fire from the first step) and a plain linear classifier.
+The initial QCFS threshold is 4.0 rather than the reference 8.0: after BatchNorm the
+pre-activations are of unit scale, and short runs (the digits demo trains for a few epochs)
+converge faster from θ = 4.
 """
 
 from __future__ import annotations
@@ -45,7 +47,9 @@ def _small_cnn(
     if side < 1:
         raise ConfigError(f"image_size {image_size} is too small for this model (needs >= 4)")
     hidden_size = scaled(hidden, width)
-    head = classifier(channels * side * side, [hidden_size], num_classes, 0.0, theta)
+    head = classifier(
+        channels * side * side, [hidden_size], num_classes, theta=theta, batchnorm=True
+    )
     model = VGG(features, nn.AdaptiveAvgPool2d(side), head)
     set_levels(model, L)
     return model

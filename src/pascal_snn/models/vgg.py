@@ -21,7 +21,16 @@ from torch import nn
 from pascal_snn.errors import ConfigError
 from pascal_snn.qcfs import QCFS, set_levels
 
-__all__ = ["CONFIGS", "VGG", "check_choice", "classifier", "make_layers", "scaled", "vgg16"]
+__all__ = [
+    "CONFIGS",
+    "VGG",
+    "check_choice",
+    "check_width",
+    "classifier",
+    "make_layers",
+    "scaled",
+    "vgg16",
+]
 
 Pool = Literal["avg", "max"]
 Head = Literal["cifar", "imagenet"]
@@ -66,7 +75,8 @@ def make_layers(
 ) -> tuple[nn.Sequential, int]:
     """The feature extractor of ``cfg`` and its number of output channels.
 
-    Each int ``c`` becomes ``Conv2d(·, c·width, 3, padding=1, bias=False) → BatchNorm2d → QCFS``,
+    Each int ``c`` becomes ``Conv2d(·, c·width, 3, padding=1) → BatchNorm2d → QCFS`` (the conv
+    keeps its bias, as in the reference code, so reference weights load one to one),
     each ``"P"`` a 2×2 pooling layer.
     """
     layers: list[nn.Module] = []
@@ -77,7 +87,7 @@ def make_layers(
             continue
         out = scaled(int(item), width)
         layers += [
-            nn.Conv2d(channels, out, 3, padding=1, bias=False),
+            nn.Conv2d(channels, out, 3, padding=1),
             nn.BatchNorm2d(out),
             QCFS(theta=theta),
         ]
@@ -91,12 +101,17 @@ def classifier(
     num_classes: int,
     dropout: float = 0.0,
     theta: float = 8.0,
+    batchnorm: bool = False,
 ) -> nn.Sequential:
-    """``(Linear → QCFS [→ Dropout])`` per hidden size, then the plain ``Linear`` classifier."""
+    """``(Linear [→ BatchNorm1d] → QCFS [→ Dropout])`` per hidden size, then the plain
+    ``Linear`` classifier."""
     layers: list[nn.Module] = []
     features = in_features
     for size in hidden:
-        layers += [nn.Linear(features, size), QCFS(theta=theta)]
+        layers.append(nn.Linear(features, size))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(QCFS(theta=theta))
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         features = size
@@ -130,7 +145,7 @@ def vgg16(
     width: float = 1.0,
     head: Head = "cifar",
     pool: Pool = "avg",
-    dropout: float = 0.5,
+    dropout: float = 0.0,
     theta: float = 8.0,
 ) -> VGG:
     """VGG-16 with QCFS activations (15 QCFS layers: 13 conv + 2 hidden linear).
