@@ -1,0 +1,208 @@
+"""``pascal-snn energy``: operations, spike rates, T_norm / T_eff, latency and energy of a
+checkpoint's converted (PASC) network.
+
+The network runs on ``--num-images`` test images and counts what it does (spike rates, ACs,
+IF updates); the paper's analytic model with one assumed spike rate (``--spike-rate``,
+default 0.75) is reported beside it. Prints a per-layer table and writes ``energy.json``,
+``spike_rates.png`` (paper Figure 4) and ``energy_breakdown.png`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from pascal_snn.errors import ConfigError
+
+__all__ = ["add_parser", "run"]
+
+ENERGY_FORMAT = "pascal-snn/energy/1"
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "energy",
+        help="spike rates, operations, T_norm/T_eff, latency and energy of the converted SNN",
+        description=(
+            "Convert a checkpoint to its PASC spiking network, run it on test images and report "
+            "per-layer MACs, spike rates, counted ACs and IF updates, the paper's T_norm/T_eff "
+            "and ANN/SNN energy ratios (FP32 and INT8, Horowitz 2014), and the end-to-end "
+            "latency in neuron steps. Writes energy.json, spike_rates.png, energy_breakdown.png."
+        ),
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
+    parser.add_argument(
+        "--dataset", default=None, help="data set (default: the one the checkpoint was trained on)"
+    )
+    parser.add_argument("--data-dir", default=None, help="data folder (default: checkpoint's)")
+    parser.add_argument("--download", action="store_true", help="download the data if missing")
+    parser.add_argument(
+        "--num-images", type=int, default=1000, help="test images to measure on (1000)"
+    )
+    parser.add_argument("--batch-size", type=int, default=100, help="images per forward (100)")
+    parser.add_argument(
+        "--spike-rate",
+        type=float,
+        default=0.75,
+        help="spike rate of the analytic model, reported beside the measured one (0.75)",
+    )
+    parser.add_argument(
+        "--analytic-only",
+        action="store_true",
+        help="do not run the network: report the analytic model only",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="output folder")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> None:
+    if args.num_images < 1:
+        raise ConfigError(f"--num-images must be >= 1, got {args.num_images}")
+    if args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if not (math.isfinite(args.spike_rate) and args.spike_rate > 0):
+        raise ConfigError(
+            f"--spike-rate must be a number > 0 (spikes per neuron over all steps), "
+            f"got {args.spike_rate}"
+        )
+
+
+def _load_test_set(args: argparse.Namespace, checkpoint: dict[str, Any]) -> tuple[str, Any]:
+    from pascal_snn.data import build_datasets
+
+    saved = checkpoint.get("dataset") or {}
+    name = args.dataset or saved.get("name")
+    if not name:
+        raise ConfigError(
+            f"checkpoint '{args.checkpoint}' does not say which data set it was trained on; "
+            "pass --dataset"
+        )
+    same = name == saved.get("name")
+    data_dir = args.data_dir or (saved.get("data_dir") if same else None)
+    image_size = saved.get("image_size") if same else None
+    _, test, _ = build_datasets(
+        name, data_dir=data_dir, download=args.download, augment=False, image_size=image_size
+    )
+    return name, test
+
+
+def _num(value: float | None, digits: int = 4) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int) or (abs(value) >= 1000 and float(value).is_integer()):
+        return f"{int(value):,}"
+    return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def print_report(report: dict[str, Any], title: str) -> None:
+    """The per-layer table and the totals, on the terminal (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    measured = report["measured"] is not None
+    table = Table(title=title)
+    columns = ["layer", "kind", "input", "L", "ANN MACs", "rate (assumed)", "r_E (assumed)"]
+    if measured:
+        columns += ["rate (measured)", "ACs est.", "ACs counted", "MACs counted", "r_E (measured)"]
+    for column in columns:
+        table.add_column(
+            column, justify="left" if column in ("layer", "kind", "input") else "right"
+        )
+    for layer in report["layers"]:
+        a, m = layer["analytic"], layer["measured"]
+        row = [
+            layer["name"],
+            layer["kind"],
+            layer["input"],
+            str(layer["L"]),
+            _num(layer["macs"]),
+            _num(a["spike_rate"]),
+            _num(a["r_e"]),
+        ]
+        if measured:
+            row += [
+                _num(m["spike_rate"]),
+                _num(m["snn_acs_estimated"]),
+                _num(m["acs"]),
+                _num(m["macs"]),
+                _num(m["r_e"]),
+            ]
+        table.add_row(*row)
+    console = Console()
+    console.print(table)
+    lines = [f"ANN MACs per image: {report['totals']['ann_macs']:,}"]
+    for label, part in (("assumed", report["analytic"]), ("measured", report["measured"])):
+        if part is None:
+            continue
+        t_norm = "–" if part["t_norm"] is None else f"{part['t_norm']:.3f}"
+        ratio = part["energy_ratio"]
+        lines.append(
+            f"{label:>8}: b={part['b']:.4f} c={part['c']:.4f}  T_norm={t_norm}  "
+            f"T_eff={part['t_eff']:.3f}  ANN/SNN energy FP32={ratio['fp32']:.2f} "
+            f"INT8={ratio['int8']:.2f}"
+        )
+    if measured:
+        m = report["measured"]
+        counted = m["counted_energy_ratio"]
+        upd = m["if_updates_per_image"]
+        lines.append(
+            f" counted: ACs/image={m['acs_per_image']:,.0f} MACs/image={m['macs_per_image']:,.0f}"
+            f"  ANN/SNN energy FP32={counted['fp32']:.2f} INT8={counted['int8']:.2f}"
+        )
+        lines.append(
+            f"      IF updates/image: stage1={upd[0]:,.0f} stage2={upd[1]:,.0f} "
+            f"stage3={upd[2]:,.0f}; inhibitory spikes/image={m['inhibitory_spikes_per_image']:,.1f}"
+        )
+    lines.append(
+        f" latency: {report['latency']['total_steps']} neuron steps end to end "
+        "(layer-by-layer schedule; T_norm/T_eff are energy-normalised, not latency)"
+    )
+    for line in lines:
+        console.print(line, highlight=False)
+
+
+def run(args: argparse.Namespace) -> int:
+    _validate(args)
+
+    from torch.utils.data import DataLoader, Subset
+
+    from pascal_snn.checkpoint import load_model
+    from pascal_snn.distributed import resolve_device
+    from pascal_snn.energy.plot import energy_breakdown_figure, save_figure, spike_rate_figure
+    from pascal_snn.energy.report import energy_report
+    from pascal_snn.io import ensure_dir, write_json
+
+    model, checkpoint = load_model(args.checkpoint, map_location="cpu")
+    dataset_name, test = _load_test_set(args, checkpoint)
+    if len(test) == 0:
+        raise ConfigError(f"the {dataset_name} test split is empty")
+    device = resolve_device(args.device)
+    images = min(args.num_images, len(test))
+    loader = DataLoader(Subset(test, range(images)), batch_size=args.batch_size, shuffle=False)
+    input_shape = tuple(test[0][0].shape)
+    report = energy_report(
+        model.to(device),
+        None if args.analytic_only else loader,
+        input_shape=input_shape,
+        spike_rate=args.spike_rate,
+        device=device,
+    )
+    report = {
+        "format": ENERGY_FORMAT,
+        "checkpoint": str(args.checkpoint),
+        "dataset": dataset_name,
+        "levels": checkpoint.get("levels"),
+        **report,
+    }
+    what = "analytic only" if args.analytic_only else f"{report['images']} {dataset_name} images"
+    print_report(report, f"Energy of {args.checkpoint.name} ({what})")
+    out = ensure_dir(args.out if args.out is not None else args.checkpoint.resolve().parent)
+    write_json(out / "energy.json", report)
+    save_figure(spike_rate_figure(report), out / "spike_rates.png")
+    save_figure(energy_breakdown_figure(report), out / "energy_breakdown.png")
+    print(f"wrote {out / 'energy.json'}, {out / 'spike_rates.png'}, {out / 'energy_breakdown.png'}")
+    return 0
