@@ -152,6 +152,23 @@ def test_vgg16_t_norm_from_the_model(classes, head, shape, L, t_norm_, c):
     assert report["measured"] is None
 
 
+@pytest.mark.parametrize(
+    ("name", "classes", "stem", "shape", "layers", "t_norm_", "latency"),
+    [  # paper: 8.22 (ResNet-18 CIFAR-10), 8.17 (ResNet-34 ImageNet); see docs/energy.md
+        ("resnet18", 10, "cifar", (3, 32, 32), 21, 9.02, 256),
+        ("resnet34", 1000, "imagenet", (3, 224, 224), 37, 8.50, 496),
+        ("resnet34", 1000, "cifar", (3, 224, 224), 37, 8.67, 496),
+    ],
+)
+def test_resnet_t_norm_from_the_model(name, classes, stem, shape, layers, t_norm_, latency):
+    from pascal_snn.models import create
+
+    report = energy_report(create(name, classes, stem=stem, L=8), input_shape=shape)
+    assert report["totals"]["layers"] == layers  # shortcut convs included
+    assert round(report["analytic"]["t_norm"], 2) == t_norm_
+    assert report["latency"]["total_steps"] == latency
+
+
 def test_a_layer_feeding_no_neuron_uses_its_input_length():
     model = nn.Sequential(
         nn.Conv2d(1, 4, 3), QCFS(2), nn.Flatten(), nn.Linear(16, 8), QCFS(8), nn.Linear(8, 3)
