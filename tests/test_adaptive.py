@@ -13,8 +13,17 @@ from pascal_snn.errors import ConfigError
 
 
 def config(out, **kw):
-    values = dict(dataset="synthetic", model="digits_cnn", epochs=3, batch_size=64, lr=0.05,
-                  width=0.25, levels=4, seed=0, out=str(out))  # fmt: skip
+    values = dict(
+        dataset="synthetic",
+        model="digits_cnn",
+        epochs=3,
+        batch_size=64,
+        lr=0.05,
+        width=0.25,
+        levels=4,
+        seed=0,
+        out=str(out),
+    )
     values.update(kw)
     return RunConfig(**values)
 
@@ -75,7 +84,8 @@ def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypat
     assert load_checkpoint(tmp_path / "crashed" / "last.pt")["epoch"] == 2
     resumed = train_adaptive(config(tmp_path / "crashed"), PLAN, resume=True, progress=False)
     assert resumed["levels"] == whole["levels"]
-    for (name, a), b in zip(whole["model"].state_dict().items(),
-                            resumed["model"].state_dict().values()):  # fmt: skip
+    for (name, a), b in zip(
+        whole["model"].state_dict().items(), resumed["model"].state_dict().values()
+    ):
         if torch.is_tensor(a):
             assert torch.equal(a, b), name

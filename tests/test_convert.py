@@ -137,8 +137,11 @@ def test_spike_statistics_accumulate_and_reset():
     assert set(out.unique().tolist()) <= {0.0, float(layer.spike)}
     assert int(layer.samples) == 5 and layer.neurons == 8 * 8 * 8
     n = 5 * layer.neurons
-    assert layer.updates.tolist() == [layer.t_in * n, (max(layer.t_in, layer.L) - 1) * n,
-                                      layer.L * n]  # fmt: skip
+    assert layer.updates.tolist() == [
+        layer.t_in * n,
+        (max(layer.t_in, layer.L) - 1) * n,
+        layer.L * n,
+    ]
     assert int(layer.output_spikes) <= int(layer.excitatory)  # clamp(exc − inh, 0, L) ≤ exc
     snn(x)
     assert int(layer.samples) == 10

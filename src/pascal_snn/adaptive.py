@@ -53,8 +53,7 @@ class AdaptivePlan:
                 f"--clusters {self.clusters} needs exactly {self.clusters} --cluster-levels, "
                 f"got {list(self.cluster_levels)}"
             )
-        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1
-               for v in self.cluster_levels):  # fmt: skip
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in self.cluster_levels):
             raise ConfigError(f"--cluster-levels must be integers >= 1, got {self.cluster_levels}")
         if not 0.0 < self.switch_fraction < 1.0:
             raise ConfigError(f"--switch-fraction must be in (0, 1), got {self.switch_fraction}")
@@ -97,8 +96,13 @@ def train_adaptive(
     else:
         phase0_cfg = dataclasses.replace(config, out=str(run_dir / PHASE0), level_schedule=[])
         resume0 = resume and (run_dir / PHASE0 / "last.pt").exists()
-        outcome0 = train(phase0_cfg, resume=resume0, progress=progress,
-                         phase={"name": "uniform", "L": level}, plan=None)  # fmt: skip
+        outcome0 = train(
+            phase0_cfg,
+            resume=resume0,
+            progress=progress,
+            phase={"name": "uniform", "L": level},
+            plan=None,
+        )
         model = outcome0["model"]
         source = str(run_dir / PHASE0 / "last.pt")
 
@@ -153,7 +157,11 @@ def _plan(
     report = {"checkpoint": source, "dataset": config.dataset, **al.as_dict()}
     if distributed.is_main_process():
         write_json(run_dir / AL_FILE, report)
-        save_metric_plot(run_dir / "al_metric.png", list(al.layers), list(al.levels),
-                         f"AL metric of the uniform-L model ({config.dataset})")  # fmt: skip
+        save_metric_plot(
+            run_dir / "al_metric.png",
+            list(al.layers),
+            list(al.levels),
+            f"AL metric of the uniform-L model ({config.dataset})",
+        )
     distributed.barrier()
     return report, list(al.levels)

@@ -56,10 +56,19 @@ class Mode(str, enum.Enum):
 MATMUL = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 BATCHNORM = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 PER_STEP = (
-    nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d,
-    nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-    nn.Flatten, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity,
-)  # fmt: skip
+    nn.AvgPool1d,
+    nn.AvgPool2d,
+    nn.AvgPool3d,
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.Flatten,
+    nn.Dropout,
+    nn.Dropout1d,
+    nn.Dropout2d,
+    nn.Dropout3d,
+    nn.Identity,
+)
 # Operations that keep a thermometer code a thermometer code (so MaxPool stays exact after them).
 KEEPS_CODE = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.Identity)
 MAXPOOL = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)
@@ -68,9 +77,14 @@ RELU_LIKE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.GELU, nn.SiLU, nn.Hardtanh, nn.
 ADD_FUNCTIONS: set[Any] = {operator.add, torch.add, operator.iadd}
 SCALE_FUNCTIONS: set[Any] = {operator.mul, operator.truediv, torch.mul}
 PER_STEP_FUNCTIONS: set[Any] = {
-    F.avg_pool1d, F.avg_pool2d, F.avg_pool3d,
-    F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.dropout,
-}  # fmt: skip
+    F.avg_pool1d,
+    F.avg_pool2d,
+    F.avg_pool3d,
+    F.adaptive_avg_pool1d,
+    F.adaptive_avg_pool2d,
+    F.adaptive_avg_pool3d,
+    F.dropout,
+}
 MAXPOOL_FUNCTIONS: set[Any] = {F.max_pool1d, F.max_pool2d, F.max_pool3d}
 RESHAPE_METHODS = {"view", "reshape", "flatten"}
 SAFE_METHODS = {"contiguous", "clone", "detach"}
@@ -245,10 +259,11 @@ class _Walker:
     def _maxpool(self, node: fx.Node, source: fx.Node, t_in: int) -> int:
         if self.mode is Mode.PASC and source not in self.coded:
             raise _refuse(
-                node, self.modules,
+                node,
+                self.modules,
                 f"MaxPool is exact only on the output of a QCFS/IF neuron, but its input is "
                 f"'{source.name}'; put a QCFS right before it or use AvgPool",
-            )  # fmt: skip
+            )
         self.coded.add(node)
         return t_in
 
