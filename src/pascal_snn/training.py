@@ -1,0 +1,496 @@
+"""Training QCFS networks (the ANN side), torchvision-reference style: plain functions.
+
+Recipe (SPEC §7, paper A.8): SGD with momentum 0.9, cross-entropy, one cosine learning-rate
+schedule over all epochs (``CosineAnnealingLR(T_max=epochs)``, stepped once per epoch), lr and
+weight decay from the data set's recipe unless given.
+
+Determinism: every epoch draws its randomness from ``(seed, epoch)`` alone — the global RNGs
+are reseeded at the start of each epoch and the sampler shuffles with ``seed + epoch`` — so a run
+resumed from an epoch boundary equals an uninterrupted one bit for bit (on CPU).
+
+Run folder: ``config.yaml`` (the resolved config, written at start), ``last.pt`` after every
+epoch, ``best.pt`` whenever the test accuracy improves, and ``metrics.jsonl`` (one line per
+epoch). Every file is written atomically; ``best.pt`` before ``last.pt``, so a run killed at any
+point resumes from a consistent state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from pascal_snn import distributed
+from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
+from pascal_snn.config import RUN_DEFINING, RunConfig, check_same_run, resolve, write_config
+from pascal_snn.errors import ConfigError, DataError
+from pascal_snn.io import atomic_write_text, ensure_dir
+from pascal_snn.qcfs import qcfs_layers, set_levels
+
+__all__ = [
+    "EpochCallback",
+    "build_model",
+    "epoch_seed",
+    "evaluate_ann",
+    "evaluate_counts",
+    "seed_epoch",
+    "train",
+    "train_loader",
+    "train_one_epoch",
+]
+
+EpochCallback = Callable[[int, nn.Module], None]
+"""Called as ``callback(epoch, model)`` at the start of every 0-based epoch (after the level
+schedule is applied); may change the model's levels or the caller's ``phase`` dict."""
+
+LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
+
+
+# ---------------------------------------------------------------------------- randomness
+def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
+    """A well-mixed 63-bit seed that depends only on ``(seed, epoch, rank)``."""
+    state = np.random.SeedSequence([seed, epoch, rank]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
+    """Reseed torch (CPU and CUDA), numpy and ``random`` for this epoch (and rank)."""
+    value = epoch_seed(seed, epoch, rank)
+    torch.manual_seed(value)
+    np.random.seed(value % 2**32)
+    random.seed(value)
+
+
+def _rng_state() -> dict[str, Any]:
+    keys, pos, has_gauss, gauss = np.random.get_state()[1:]
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
+        "python": random.getstate(),
+    }
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    npy = state["numpy"]
+    np.random.set_state(
+        (
+            "MT19937",
+            npy["keys"].numpy().astype(np.uint32),
+            npy["pos"],
+            npy["has_gauss"],
+            npy["gauss"],
+        )
+    )
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+# ---------------------------------------------------------------------------- data and model
+def train_loader(
+    dataset: Dataset, batch_size: int, seed: int, workers: int = 0, pin_memory: bool = False
+) -> tuple[DataLoader, DistributedSampler]:
+    """Shuffling loader for this rank; call ``sampler.set_epoch(epoch)`` before each epoch.
+
+    The order depends only on ``seed + epoch`` (DistributedSampler's rule, used in one process
+    too). The last partial batch is dropped when there is at least one full batch (BatchNorm
+    cannot train on a batch of one).
+    """
+    sampler = DistributedSampler(
+        dataset,
+        num_replicas=distributed.world_size(),
+        rank=distributed.rank(),
+        shuffle=True,
+        seed=seed,
+        drop_last=False,
+    )
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        drop_last=len(sampler) > batch_size,
+    )
+    return loader, sampler
+
+
+def build_model(config: RunConfig, info: Any) -> nn.Module:
+    """``models.create`` for a resolved config; bad model/levels become ConfigError."""
+    from pascal_snn import models
+
+    torch.manual_seed(config.seed)
+    model = models.create(
+        config.model,
+        num_classes=info.num_classes,
+        in_channels=info.in_channels,
+        L=config.levels,
+        width=config.width,
+        **config.model_kwargs,
+    )
+    count = len(qcfs_layers(model))
+    for start, levels in config.level_schedule:
+        try:
+            set_levels(model, levels)
+        except ValueError as exc:
+            raise ConfigError(
+                f"level_schedule entry for epoch {start}: {exc} (model {config.model!r})"
+            ) from None
+    if config.level_schedule:
+        set_levels(model, config.levels)
+    if count == 0:
+        raise ConfigError(f"model {config.model!r} has no QCFS layers; nothing to quantize")
+    return model
+
+
+def _arch(config: RunConfig, info: Any) -> dict[str, Any]:
+    return {
+        "name": config.model,
+        "num_classes": int(info.num_classes),
+        "in_channels": int(info.in_channels),
+        "width": config.width,
+        "kwargs": dict(config.model_kwargs),
+    }
+
+
+# ---------------------------------------------------------------------------- one epoch
+def train_one_epoch(
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    on_step: Callable[[float, float], None] | None = None,
+) -> dict[str, float]:
+    """One pass over ``loader`` with cross-entropy; returns mean ``loss`` and ``train_acc``.
+
+    Figures are summed over all ranks. ``on_step(loss, acc)`` is called after every step
+    (it forces a device sync; pass None for full speed).
+    """
+    model.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = torch.zeros((), dtype=torch.int64, device=device)
+    for images, labels in loader:
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        logits = model(images)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += loss.detach().double() * labels.numel()
+        correct += (logits.detach().argmax(1) == labels).sum()
+        seen += labels.numel()
+        if on_step is not None:
+            on_step(float(loss), float(correct) / max(int(seen), 1))
+    totals = distributed.all_reduce_sum(torch.stack([loss_sum, correct.double(), seen.double()]))
+    loss_total, correct_total, n = (float(v) for v in totals)
+    if n == 0:
+        raise DataError("the training set is empty; check the data set and --batch-size")
+    if not math.isfinite(loss_total):
+        raise ConfigError("the training loss became NaN/inf; lower --lr and start a new run")
+    return {"loss": loss_total / n, "train_acc": correct_total / n}
+
+
+@torch.no_grad()
+def evaluate_counts(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[int, int]:
+    """``(correct, total)`` top-1 predictions over ``loader``, summed over all ranks.
+
+    Give each rank its own shard (:func:`pascal_snn.distributed.sharded_loader`) to split the
+    work; the counts are integers, so the sum equals a single-process evaluation exactly.
+    """
+    if isinstance(model, DistributedDataParallel):
+        # Rank 0's BatchNorm statistics are the checkpoint's; the others drifted on their last
+        # batch. Then evaluate the plain module: shards may differ in length, so no collectives
+        # may run inside forward.
+        distributed.broadcast_buffers(model.module)
+        model = model.module
+    was_training = model.training
+    model.eval()
+    try:
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        total = torch.zeros((), dtype=torch.int64, device=device)
+        for images, labels in loader:
+            images = images.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True)
+            correct += (model(images).argmax(1) == labels).sum()
+            total += labels.numel()
+    finally:
+        model.train(was_training)
+    counts = distributed.all_reduce_sum(torch.stack([correct, total]))
+    return int(counts[0]), int(counts[1])
+
+
+def evaluate_ann(model: nn.Module, loader: DataLoader, device: torch.device) -> float:
+    """Top-1 accuracy in [0, 1] over ``loader`` (summed over ranks when distributed)."""
+    correct, total = evaluate_counts(model, loader, device)
+    if total == 0:
+        raise DataError("the evaluation set is empty; nothing to measure")
+    return correct / total
+
+
+# ---------------------------------------------------------------------------- progress display
+class _Progress:
+    """Live bar (loss/acc/ETA) on a terminal, one plain line per epoch otherwise; rank 0 only."""
+
+    def __init__(self, enabled: bool, epochs: int, start: int, steps: int) -> None:
+        self.enabled = enabled
+        self.epochs = epochs
+        self.live = None
+        if enabled and sys.stderr.isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.live = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self.run_task = self.live.add_task("run", total=(epochs - start) * steps, stats="")
+            self.epoch_task = self.live.add_task("epoch", total=steps, stats="")
+            self.live.start()
+
+    def start_epoch(self, epoch: int, steps: int) -> None:
+        if self.live is not None:
+            desc = f"epoch {epoch + 1}/{self.epochs}"
+            self.live.reset(self.epoch_task, total=steps, description=desc, stats="")
+
+    def step(self, loss: float, acc: float) -> None:
+        if self.live is not None:
+            stats = f"loss {loss:.4f} acc {acc:6.2%}"
+            self.live.update(self.epoch_task, advance=1, stats=stats)
+            self.live.update(self.run_task, advance=1)
+
+    def end_epoch(self, record: Mapping[str, Any]) -> None:
+        if not self.enabled:
+            return
+        line = (
+            f"epoch {record['epoch']}/{self.epochs}  loss {record['loss']:.4f}  "
+            f"train {record['train_acc']:.2%}  test {record['test_acc']:.2%}  "
+            f"lr {record['lr']:.4g}  {record['seconds']:.1f}s"
+        )
+        if self.live is not None:
+            self.live.console.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.live is not None:
+            self.live.stop()
+
+
+# ---------------------------------------------------------------------------- the run
+def train(
+    config: RunConfig | Mapping[str, Any],
+    *,
+    resume: bool = False,
+    on_epoch_start: EpochCallback | None = None,
+    phase: dict[str, Any] | None = None,
+    plan: dict[str, Any] | None = None,
+    datasets: tuple[Dataset, Dataset, Any] | None = None,
+    progress: bool | None = None,
+) -> dict[str, Any]:
+    """Train ``config`` into the run folder ``config.out``; return the outcome.
+
+    ``resume``: continue from ``out/last.pt`` (run-defining settings must match the run's); a
+    finished run returns at once with ``already_finished=True``. ``on_epoch_start`` and
+    ``config.level_schedule`` are the hooks for adaptive training (Algorithm 4); ``phase`` and
+    ``plan`` are stored in every checkpoint (on resume they default to the checkpoint's).
+    ``datasets``: prebuilt ``(train, test, DatasetInfo)`` instead of ``config.dataset``.
+    ``progress``: None = rank 0 only. Works unchanged under ``torchrun`` (DDP).
+
+    Returns ``{"run_dir", "epochs", "test_acc", "best_acc", "best_epoch", "metrics",
+    "already_finished", "model"}`` (accuracies in [0, 1]; ``model`` unwrapped, on its device).
+    """
+    config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
+    if not config.out:
+        raise ConfigError("no run folder: give --out RUN_DIR (or 'out' in the config file)")
+    run_dir = Path(config.out)
+    device = distributed.resolve_device(config.device)
+    world = distributed.init_distributed(device)
+    if datasets is None:
+        from pascal_snn import data
+
+        datasets = data.build_datasets(
+            config.dataset,
+            data_dir=config.data_dir,
+            download=config.download,
+            augment=config.augment,
+            image_size=config.image_size,
+        )
+    train_set, test_set, info = datasets
+    config = resolve(config, info)
+    assert config.epochs and config.batch_size and config.lr is not None
+    assert config.weight_decay is not None
+
+    # --- validate everything before the first byte is written
+    checkpoint: dict[str, Any] | None = None
+    if resume:
+        if not (run_dir / LAST).is_file():
+            raise ConfigError(
+                f"nothing to resume: '{run_dir / LAST}' does not exist; run without --resume "
+                "to start a new run"
+            )
+        checkpoint = load_checkpoint(run_dir / LAST)
+        stored = RunConfig.from_dict(checkpoint["config"])
+        check_same_run(stored, {k: getattr(config, k) for k in RUN_DEFINING}, str(run_dir))
+        if phase is None:
+            phase = checkpoint.get("phase")
+        if plan is None:
+            plan = checkpoint.get("plan")
+    elif (run_dir / LAST).exists():
+        raise ConfigError(
+            f"'{run_dir}' already holds a run ({LAST}); pass --resume to continue it, "
+            "or choose another --out"
+        )
+    model = build_model(config, info)
+    start = 0
+    if checkpoint is not None:
+        load_weights(model, checkpoint["model"], source=f"checkpoint '{run_dir / LAST}'")
+        start = int(checkpoint["epoch"])
+        if start >= config.epochs:
+            model.to(device).eval()
+            return _outcome(run_dir, config, checkpoint.get("metrics", []), model, True)
+    ensure_dir(run_dir)
+    main = distributed.is_main_process()
+
+    model.to(device)
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+    )
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    metrics: list[dict[str, Any]] = []
+    if checkpoint is not None:
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        metrics = [dict(m) for m in checkpoint.get("metrics", [])]
+        if checkpoint.get("rng"):
+            _set_rng_state(checkpoint["rng"])
+    net: nn.Module = model
+    if world.world_size > 1:
+        net = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    pin = device.type == "cuda"
+    loader, sampler = train_loader(train_set, config.batch_size, config.seed, config.workers, pin)
+    test_loader = distributed.sharded_loader(test_set, config.batch_size, config.workers, pin)
+    if main:
+        write_config(config, run_dir)
+        for stale in run_dir.glob(".*.pt.*.tmp"):  # left by a run killed mid-write
+            stale.unlink(missing_ok=True)
+        _write_metrics(run_dir, metrics)
+    show = main if progress is None else (progress and main)
+    bar = _Progress(show, config.epochs, start, len(loader))
+    arch = _arch(config, info)
+    try:
+        for epoch in range(start, config.epochs):
+            began = time.perf_counter()
+            set_levels(model, config.levels_at(epoch))
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, model)
+            seed_epoch(config.seed, epoch, distributed.rank())
+            sampler.set_epoch(epoch)
+            lr = float(optimizer.param_groups[0]["lr"])
+            bar.start_epoch(epoch, len(loader))
+            stats = train_one_epoch(
+                net, loader, optimizer, device, on_step=bar.step if bar.live else None
+            )
+            correct, total = evaluate_counts(net, test_loader, device)
+            scheduler.step()
+            best = max((m["test_acc"] for m in metrics), default=-1.0)
+            record = {
+                "epoch": epoch + 1,
+                "loss": stats["loss"],
+                "train_acc": stats["train_acc"],
+                "test_acc": correct / max(total, 1),
+                "test_correct": correct,
+                "test_total": total,
+                "lr": lr,
+                "seconds": time.perf_counter() - began,
+            }
+            metrics.append(record)
+            if main:
+                state = {
+                    "model": model.state_dict(),
+                    "arch": arch,
+                    "levels": [layer.L for _, layer in qcfs_layers(model)],
+                    "dataset": {
+                        "name": config.dataset,
+                        "data_dir": config.data_dir,
+                        "image_size": config.image_size,
+                    },
+                    "config": config.to_dict(),
+                    "epoch": epoch + 1,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "rng": _rng_state(),
+                    "metrics": metrics,
+                    "phase": phase,
+                    "plan": plan,
+                }
+                if record["test_acc"] > best:
+                    save_checkpoint(run_dir / BEST, state)
+                save_checkpoint(run_dir / LAST, state)
+                _write_metrics(run_dir, metrics)
+            bar.end_epoch(record)
+    finally:
+        bar.close()
+    distributed.barrier()
+    model.eval()
+    return _outcome(run_dir, config, metrics, model, False)
+
+
+def _write_metrics(run_dir: Path, metrics: list[dict[str, Any]]) -> None:
+    atomic_write_text(run_dir / METRICS, "".join(json.dumps(m) + "\n" for m in metrics))
+
+
+def _outcome(
+    run_dir: Path, config: RunConfig, metrics: list[Any], model: nn.Module, finished: bool
+) -> dict[str, Any]:
+    best = max(metrics, key=lambda m: m["test_acc"], default=None)
+    return {
+        "run_dir": str(run_dir),
+        "epochs": int(config.epochs or 0),
+        "test_acc": metrics[-1]["test_acc"] if metrics else float("nan"),
+        "best_acc": best["test_acc"] if best else float("nan"),
+        "best_epoch": best["epoch"] if best else 0,
+        "metrics": list(metrics),
+        "already_finished": finished,
+        "model": model,
+    }
