@@ -21,8 +21,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from pascal_snn.models.vgg import check_choice, check_width, scaled
-from pascal_snn.qcfs import QCFS, set_levels
+from pascal_snn.models.vgg import apply_levels, check_choice, check_width, scaled
+from pascal_snn.qcfs import QCFS
 
 __all__ = ["BLOCKS", "BasicBlock", "ResNet", "resnet18", "resnet34"]
 
@@ -113,7 +113,7 @@ def _resnet(
 ) -> ResNet:
     check_choice("stem", stem, ("cifar", "imagenet"))
     model = ResNet(BLOCKS[name], num_classes, in_channels, check_width(width), stem, theta)
-    set_levels(model, L)
+    apply_levels(model, L)
     return model
 
 

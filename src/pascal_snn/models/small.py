@@ -18,13 +18,13 @@ from pascal_snn.errors import ConfigError
 from pascal_snn.models.vgg import (
     VGG,
     Pool,
+    apply_levels,
     check_choice,
     check_width,
     classifier,
     make_layers,
     scaled,
 )
-from pascal_snn.qcfs import set_levels
 
 __all__ = ["digits_cnn", "mnist_cnn"]
 
@@ -51,7 +51,7 @@ def _small_cnn(
         channels * side * side, [hidden_size], num_classes, theta=theta, batchnorm=True
     )
     model = VGG(features, nn.AdaptiveAvgPool2d(side), head)
-    set_levels(model, L)
+    apply_levels(model, L)
     return model
 
 

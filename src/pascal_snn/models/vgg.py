@@ -19,11 +19,12 @@ import torch
 from torch import nn
 
 from pascal_snn.errors import ConfigError
-from pascal_snn.qcfs import QCFS, set_levels
+from pascal_snn.qcfs import QCFS, set_levels, validate_level
 
 __all__ = [
     "CONFIGS",
     "VGG",
+    "apply_levels",
     "check_choice",
     "check_width",
     "classifier",
@@ -60,6 +61,14 @@ def check_width(width: object) -> float:
     if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
         raise ConfigError(f"width must be a number > 0 (a channel multiplier), got {width!r}")
     return float(width)
+
+
+def apply_levels(model: nn.Module, L: int | Sequence[int]) -> list[int]:
+    """Set the QCFS levels: one int for every layer, or a list/tuple with one per layer in
+    forward order (ValueError stating the expected count otherwise)."""
+    if isinstance(L, (list, tuple)):
+        return set_levels(model, L)
+    return set_levels(model, validate_level(L))
 
 
 def _pool(pool: Pool) -> nn.Module:
@@ -165,5 +174,5 @@ def vgg16(
         nn.AdaptiveAvgPool2d(side),
         classifier(channels * side * side, hidden, num_classes, dropout, theta),
     )
-    set_levels(model, L)
+    apply_levels(model, L)
     return model
