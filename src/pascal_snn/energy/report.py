@@ -100,11 +100,12 @@ def energy_report(
     spike_rate: float = ASSUMED_SPIKE_RATE,
     device: torch.device | str | None = None,
 ) -> dict[str, Any]:
-    """Energy report of a PascNetwork (or a QCFS ANN, converted here).
+    """Energy report of a PascNetwork or a QCFS ANN (converted here only to measure).
 
-    With a ``loader`` (yielding images or ``(images, labels)``), the network runs on up to
-    ``num_images`` images and the report has a ``measured`` part; ``input_shape`` (one
-    image, ``(C, H, W)``) is then read from the data. All counts are per image.
+    Without a loader the report is analytic: ``input_shape`` (one image, ``(C, H, W)``) is
+    required and nothing runs but a shape trace. With a ``loader`` (yielding images or
+    ``(images, labels)``), the network runs on up to ``num_images`` images, the report has a
+    ``measured`` part, and ``input_shape`` defaults to the data's. Counts are per image.
     """
     # The ANN itself describes the structure (fast: traced on the meta device); a converted
     # network is needed only to measure.
