@@ -51,16 +51,11 @@ def test_builds_runs_forward_and_backward(name, kw, shape):
 
 
 # VGG-16 follows the reference layout (no BatchNorm in the classifier, θ = 8): at
-# initialisation its hidden linear outputs stay below θ/(2L), every classifier QCFS outputs
-# level 0, and with QCFS's current backward (floor, then clamp: no gradient at the clamp
-# bounds) nothing upstream gets a gradient. The reference code clamps before the floor, so
-# inputs in (0, θ) pass gradient even at level 0. Needs a change in pascal_snn/qcfs.py.
-DEAD_AT_INIT = pytest.mark.xfail(reason="QCFS backward blocks level-0 inputs in (0, θ/2L)")
-
-
+# initialisation every classifier QCFS outputs level 0, so gradients reach the features only
+# because the QCFS clip passes gradient at its bounds, as the reference code's did.
 @pytest.mark.parametrize(
     ("name", "kw", "shape"),
-    [pytest.param(*z, marks=DEAD_AT_INIT) if z[:2] == ("vgg16", {}) else z for z in ZOO],
+    ZOO,
     ids=IDS,
 )
 def test_gradients_reach_the_first_layer_at_init(name, kw, shape):

@@ -58,10 +58,13 @@ def test_any_dtype_and_shape():
 
 def test_gradients_straight_through_floor():
     act = QCFS(4, 8.0).double()
-    x = torch.tensor([-3.0, 2.9, 3.5, 5.0, 9.0], dtype=torch.float64, requires_grad=True)
+    x = torch.tensor(
+        [-3.0, -0.9, 0.1, 2.9, 5.0, 7.9, 9.0, 20.0], dtype=torch.float64, requires_grad=True
+    )
     act(x).sum().backward()
-    # Strictly inside the clip range d h / d z = θ·(L/θ)/L = 1; outside it is 0.
-    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 0.0]
+    # d h / d z = θ·(L/θ)/L = 1 wherever the quantized value floor(z·L/θ + ½)/L lies in
+    # [0, 1] (levels 0 and L included, as in the QCFS reference code); 0 outside.
+    assert x.grad.tolist() == [0.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0]
     assert act.theta.grad is not None and act.theta.grad.item() != 0.0
 
 
@@ -106,6 +109,8 @@ def test_qcfs_layers_in_forward_order_and_set_levels():
         set_levels(model, [1, 2, 3])
     with pytest.raises(ValueError, match="L"):
         set_levels(model, [1, 0])
+    with pytest.raises(ValueError, match="L"):
+        set_levels(model, 1.5)
     assert (model.early.L, model.late.L) == (3, 3)
 
 

@@ -101,7 +101,7 @@ def train_adaptive(
             resume=resume0,
             progress=progress,
             phase={"name": "uniform", "L": level},
-            plan=None,
+            plan=dataclasses.asdict(plan),
         )
         model = outcome0["model"]
         source = str(run_dir / PHASE0 / "last.pt")

@@ -41,6 +41,25 @@ class _FloorSTE(torch.autograd.Function):
         return grad
 
 
+class _ClipUnit(torch.autograd.Function):
+    """``clamp(v, 0, 1)`` whose gradient passes on the closed interval ``0 ≤ v ≤ 1``.
+
+    This is the gradient the QCFS reference code trained with (PyTorch's clamp backward was
+    inclusive at the bounds then); with an exclusive mask every unit at level 0 or L gets no
+    gradient, and a freshly initialised VGG-16 gets none at all.
+    """
+
+    @staticmethod
+    def forward(ctx, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(v)
+        return torch.clamp(v, 0, 1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (v,) = ctx.saved_tensors
+        return grad * ((v >= 0) & (v <= 1)).to(grad.dtype)
+
+
 class QCFS(nn.Module):
     """Quantization-clip-floor-shift activation with a trainable threshold ``theta``.
 
@@ -67,7 +86,7 @@ class QCFS(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         theta = self.theta.to(x.dtype)
         steps = _FloorSTE.apply(x * self._L / theta + 0.5)
-        return theta * torch.clamp(steps / self._L, 0, 1)
+        return theta * _ClipUnit.apply(steps / self._L)
 
     def extra_repr(self) -> str:
         return f"L={self._L}, theta={float(self.theta.detach()):.4g}"
@@ -111,7 +130,7 @@ def set_levels(model: nn.Module, levels: int | Sequence[int]) -> list[int]:
     stating the expected count; nothing is changed in that case.
     """
     layers = qcfs_layers(model)
-    if isinstance(levels, int) and not isinstance(levels, bool):
+    if not isinstance(levels, Sequence) or isinstance(levels, str):
         values = [validate_level(levels)] * len(layers)
     else:
         values = [validate_level(v, f"L[{i}]") for i, v in enumerate(levels)]
