@@ -1,0 +1,85 @@
+"""In-memory image data sets (digits, MNIST, Fashion-MNIST, CIFAR, synthetic).
+
+Images are kept as one tensor ``[N, C, H, W]`` (uint8 where the source is 8-bit, so MNIST's
+60,000 images take 47 MB) and turned into float32 in ``[0, 1]`` one item at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.utils.data import Dataset
+
+from pascal_snn.errors import ConfigError
+
+__all__ = ["ArrayDataset", "pad_images", "resolve_padded_size"]
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+class ArrayDataset(Dataset):
+    """``(transform(images[i] / max_value), int(labels[i]))`` over tensors held in memory.
+
+    ``max_value`` maps stored values to ``[0, 1]`` (255 for 8-bit pixels, 16 for the 0–16
+    digits). ``transform`` (e.g. random crop, normalisation) sees that float32 ``[C, H, W]``.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        *,
+        max_value: float = 1.0,
+        transform: Transform | None = None,
+        classes: Sequence[str] = (),
+    ) -> None:
+        if images.dim() != 4 or labels.dim() != 1 or images.shape[0] != labels.shape[0]:
+            raise ValueError(
+                f"images must be [N, C, H, W] and labels [N], got {tuple(images.shape)} and "
+                f"{tuple(labels.shape)}"
+            )
+        self.images = images
+        self.labels = labels.to(torch.int64)
+        self.max_value = float(max_value)
+        self.transform = transform
+        self.classes = tuple(classes)
+
+    @property
+    def targets(self) -> list[int]:
+        """Labels as a list (the torchvision attribute name)."""
+        return self.labels.tolist()
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index].to(torch.float32)
+        if self.max_value != 1.0:
+            image = image / self.max_value
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, int(self.labels[index])
+
+
+def resolve_padded_size(name: str, native: int, image_size: int | None) -> int:
+    """The output size for a data set that can only grow by zero padding."""
+    if image_size is None:
+        return native
+    if image_size < native:
+        raise ConfigError(
+            f"--image-size {image_size} is smaller than the {native}×{native} images of {name}; "
+            f"{name} can only be zero-padded to a size ≥ {native}"
+        )
+    return image_size
+
+
+def pad_images(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Zero-pad ``[N, C, H, W]`` symmetrically to ``size × size`` (an odd extra goes last)."""
+    height, width = images.shape[-2:]
+    if (height, width) == (size, size):
+        return images
+    top, left = (size - height) // 2, (size - width) // 2
+    padded = images.new_zeros((*images.shape[:-2], size, size))
+    padded[..., top : top + height, left : left + width] = images
+    return padded
