@@ -57,6 +57,14 @@ class DemoSettings:
     device: str | None = None
     timesteps: tuple[int, ...] | None = None
     energy_images: int | None = None
+    vanilla_images: int | None = None
+    model: str | None = None
+    width: float | None = None
+    image_size: int | None = None
+    model_kwargs: tuple[tuple[str, object], ...] = ()
+    batch_size: int | None = None
+    threads: int | None = 1
+    command: str | None = None
 
     def resolved_epochs(self, default: int) -> int:
         if self.epochs is not None:
@@ -80,13 +88,23 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
     """Run every stage into ``settings.out``; return the content of ``metrics.json``."""
     out = ensure_dir(settings.out)
     began = time.perf_counter()
-    train_set, test_set, info = build_datasets(settings.dataset, data_dir=settings.data_dir)
+    if settings.threads is not None:
+        torch.set_num_threads(settings.threads)
+    train_set, test_set, info = build_datasets(
+        settings.dataset, data_dir=settings.data_dir, image_size=settings.image_size
+    )
     epochs = settings.resolved_epochs(info.epochs)
+    model_name = settings.model or info.default_model
     config = RunConfig(
+        model=model_name,
         dataset=settings.dataset,
         data_dir=settings.data_dir,
+        image_size=settings.image_size,
         levels=settings.levels,
         epochs=epochs,
+        batch_size=settings.batch_size,
+        width=settings.width,
+        model_kwargs=dict(settings.model_kwargs),
         seed=settings.seed,
         device=settings.device,
         out=str(out / "uniform"),
@@ -94,7 +112,7 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
     stage = _Stages(log, 6)
 
     stage(
-        f"training a QCFS ANN ({info.default_model}, L = {settings.levels}) on "
+        f"training a QCFS ANN ({model_name}, L = {settings.levels}) on "
         f"{info.name} for {epochs} epochs"
     )
     _fresh(out / "uniform")
@@ -109,8 +127,16 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
 
     steps = settings.resolved_timesteps()
     stage(f"vanilla IF baseline at T = {', '.join(map(str, steps))} (one run, prefix means)")
-    sweep = sweep_vanilla(model, test_loader, steps, torch.float32, device)
-    reach = first_reaching(sweep, exact32.ann_accuracy)
+    sweep = sweep_vanilla(
+        model, test_loader, steps, torch.float32, device, max_images=settings.vanilla_images
+    )
+    if settings.vanilla_images is not None:  # compare on the same images the sweep saw
+        same = evaluate_equivalence(
+            model, test_loader, torch.float32, device, max_images=settings.vanilla_images
+        ).ann_accuracy
+    else:
+        same = exact32.ann_accuracy
+    reach = first_reaching(sweep, same)
     save_figure(
         accuracy_vs_timesteps(
             sweep.timesteps,
@@ -151,7 +177,9 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
     stage("writing report.md, metrics.json and config.yaml")
     metrics = {
         "dataset": info.name,
-        "model": info.default_model,
+        "model": model_name,
+        "width": settings.width,
+        "image_size": info.image_size,
         "train_images": len(train_set),  # type: ignore[arg-type]
         "test_images": exact64.images,
         "epochs": epochs,
@@ -162,7 +190,11 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         "t_eff": energy_uniform["measured"]["t_eff"],
         "float64": exact64.as_dict(),
         "float32": exact32.as_dict(),
-        "vanilla": {**sweep.as_dict(), "timesteps_to_reach_ann": reach},
+        "vanilla": {
+            **sweep.as_dict(),
+            "ann_accuracy_same_images": same,
+            "timesteps_to_reach_ann": reach,
+        },
         "energy": _energy_summary(energy_uniform),
         "adaptive": {
             "levels": list(adaptive["levels"]),
@@ -258,6 +290,8 @@ def _energy_summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def _command(settings: DemoSettings) -> str:
+    if settings.command:
+        return settings.command
     words: list[str] = ["pascal-snn", "demo", "--out", settings.out]
     if settings.dataset != "digits":
         words += ["--dataset", settings.dataset]

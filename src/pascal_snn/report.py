@@ -41,6 +41,7 @@ def render_report(m: dict[str, Any]) -> str:
     f64, f32, al64, al32 = m["float64"], m["float32"], a["float64"], a["float32"]
     van = m["vanilla"]
     reach = van["timesteps_to_reach_ann"]
+    ann_same = van.get("ann_accuracy_same_images", m["ann_accuracy"])
     e, ea = m["energy"], a["energy"]
     L = m["levels"][0]
     parts = [
@@ -101,14 +102,19 @@ def render_report(m: dict[str, Any]) -> str:
         "",
         _table(
             ["T"] + [str(t) for t in van["timesteps"]],
-            [["vanilla IF accuracy"] + [f"{100 * x:.1f}" for x in van["accuracy"]]],
+            [
+                [f"vanilla IF accuracy (%), {van['images']} test images"]
+                + [f"{100 * x:.1f}" for x in van["accuracy"]]
+            ],
         ),
         "",
         (
             f"The vanilla IF network (plain IF neurons, Bu et al. 2023) first reaches the ANN's "
-            f"accuracy at T = {reach}; PASC matches it exactly at T = {L}."
+            f"accuracy ({_pct(ann_same)} on the same images) at T = {reach}; PASC matches it "
+            f"exactly at T = {L}."
             if reach
-            else f"The vanilla IF network stays below the ANN's accuracy up to T = "
+            else f"The vanilla IF network stays below the ANN's accuracy ({_pct(ann_same)} on "
+            f"the same images) up to T = "
             f"{van['timesteps'][-1]}; PASC matches it exactly at T = {L}."
         ),
         "",

@@ -43,12 +43,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (0)")
     parser.add_argument("--device", default=None, help="cpu, cuda, … (default: auto)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (default 1: the built-in small models run fastest on one)",
+    )
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 2:
         raise ConfigError(f"--epochs must be >= 2 (two training phases), got {args.epochs}")
+    if args.threads < 1:
+        raise ConfigError(f"--threads must be >= 1, got {args.threads}")
     if args.levels < 1:
         raise ConfigError(f"--levels must be an integer >= 1, got {args.levels}")
     levels = tuple(parse_int_list(args.cluster_levels, "--cluster-levels"))
@@ -63,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
         cluster_levels=levels,
         seed=args.seed,
         device=args.device,
+        threads=args.threads,
     )
     metrics = run_demo(settings)
     summary(metrics)
