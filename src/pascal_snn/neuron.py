@@ -13,9 +13,13 @@ Invariant (Theorem 3.4, exact arithmetic): ``Σ_t out[t] = QCFS(Σ_t X[t])``. St
 thermometer code, so the output train is fully described by the integer ``clamp(count, 0, L)``.
 
 Two implementations give bit-identical results: :func:`pasc_if_reference` is the algorithm
-written out step by step; :func:`pasc_if` is the fast one used by the converted network
-(in-place updates, integer per-neuron counters, and stage 2 stopped as soon as every neuron
-has settled in ``[0, θ*)``, after which no later step can change anything).
+written out step by step; :func:`pasc_if` (count) and :func:`pasc_if_train` (count and train,
+used by the converted network) are the fast ones: every update in place on preallocated
+buffers, spike masks and per-neuron counts held as 0/1 and integer-valued floats of the
+train's dtype (comparisons on this CPU are ~4× faster into float than into bool), no
+per-neuron excitatory or inhibitory counters (their totals follow from per-step sums and
+``Σ count``), stage 2 stopped as soon as a step would change nothing (every neuron settled in
+``[0, θ*)``), and the thermometer written one step at a time into its output.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ __all__ = [
     "IFCounts",
     "pasc_if",
     "pasc_if_reference",
+    "pasc_if_train",
     "stage2_steps",
     "thermometer",
     "vanilla_if_step",
@@ -57,8 +62,25 @@ class IFCounts:
 
 def thermometer(count: torch.Tensor, L: int, spike: torch.Tensor) -> torch.Tensor:
     """Train ``[L, *count.shape]`` whose first ``count`` steps are ``spike`` and the rest 0."""
-    steps = torch.arange(L, device=count.device).view(L, *([1] * count.dim()))
-    return (steps < count.unsqueeze(0)).to(spike.dtype) * spike
+    if spike.dim() != 0:
+        steps = torch.arange(L, device=count.device).view(L, *([1] * count.dim()))
+        return (steps < count.unsqueeze(0)).to(spike.dtype) * spike
+    return _thermometer_float(count, L, spike, spike.dtype)
+
+
+def _thermometer_float(
+    count: torch.Tensor, L: int, spike: float | torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor:
+    """``out[k] = spike·[k < count]``: one comparison per step written as 0/1, then one scale."""
+    out = torch.empty((L, *count.shape), dtype=dtype, device=count.device)
+    for k in range(L):
+        torch.gt(count, k, out=out[k])
+    return out.mul_(spike)
+
+
+def _spike_value(theta: torch.Tensor, L: int, dtype: torch.dtype) -> float:
+    """θ* = θ/L rounded to the train's dtype, as a host number (one sync per layer call)."""
+    return float((theta / L).to(dtype))
 
 
 def _counts(exc, inh, out_count, t_in: int, L: int, neurons: int) -> IFCounts:
@@ -103,37 +125,81 @@ def pasc_if_reference(
     return out, _counts(exc, inh, out.sum(), t_in, L, x[0].numel())
 
 
+def _count_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Float dtype of the per-neuron counters: integers up to 2^24 are exact in either."""
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
+
+
+def _exact_sum(x: torch.Tensor, bound: int) -> torch.Tensor:
+    """``Σ x`` as a 0-d int64 tensor, for integer-valued float ``x`` with ``Σ |x| ≤ bound``.
+
+    Every partial sum is an integer of magnitude ≤ ``bound``, so accumulating in ``x.dtype``
+    is exact while ``bound`` fits its mantissa (the fast case); otherwise accumulate in float64.
+    """
+    exact = round(2 / torch.finfo(x.dtype).eps)  # 2^24 for float32, 2^53 for float64
+    total = x.sum() if bound <= exact else x.sum(dtype=torch.float64)
+    return total.to(torch.int64)
+
+
+def _stages(x: torch.Tensor, spike: float, L: int) -> tuple[torch.Tensor, IFCounts]:
+    """Stages 1 and 2 of Algorithm 1 on ``x`` ``[T_in, ...]`` with ``θ* = spike``.
+
+    Returns ``clamp(count, 0, L)`` as a float tensor (integer values) and the counts. Spike
+    masks are float tensors of the train's dtype (comparisons written into them, no bool
+    tensors, which are several times slower here), and updates run in place:
+    ``mem −= mask·θ*`` computes ``mem − θ*`` where the mask is 1 and leaves ``mem`` unchanged
+    (``mem − 0``) where it is 0, exactly as the reference's ``where``.
+    """
+    t_in = x.shape[0]
+    n = x[0].numel()
+    # stage 1. mem = θ*/2 + X[1]: the reference's (0.5·θ*) + X[1], one rounding either way.
+    mem = torch.add(x[0], 0.5 * spike)
+    count = torch.ge(mem, spike, out=torch.empty_like(mem, dtype=_count_dtype(x.dtype)))
+    mask = torch.empty_like(mem)
+    mem.sub_(count if count.dtype == mem.dtype else mask.copy_(count), alpha=spike)
+    for t in range(1, t_in):
+        mem.add_(x[t])
+        torch.ge(mem, spike, out=mask)
+        mem.sub_(mask, alpha=spike)
+        count.add_(mask)
+    # stage 2: mask = +1 (excitatory, mem ≥ θ*), −1 (inhibitory, mem < 0 and not firing).
+    # The reference's "mem < 0 and not firing" is plain mem < 0: both never hold at once, for
+    # θ* > 0 trivially, for θ* ≤ 0 because every step leaves mem < θ* or mem ≥ 0.
+    neg = torch.empty_like(mem)
+    inhibitory = torch.zeros((), dtype=torch.int64, device=x.device)
+    steps = stage2_steps(t_in, L)
+    for _ in range(steps):
+        torch.ge(mem, spike, out=mask)
+        torch.lt(mem, 0.0, out=neg)
+        fired, inhibited = _exact_sum(mask, n), _exact_sum(neg, n)
+        if not bool(fired + inhibited):
+            break  # every neuron sits in [0, θ*): no later step changes anything
+        inhibitory += inhibited
+        mask.sub_(neg)
+        mem.sub_(mask, alpha=spike)
+        count.add_(mask)
+    # Σ_neurons (excitatory − inhibitory) = Σ count, so the excitatory total needs no counter.
+    bound = n * (t_in + steps)
+    excitatory = _exact_sum(count, bound) + inhibitory
+    count.clamp_(0, L)
+    counts = _counts(excitatory, inhibitory, _exact_sum(count, n * L), t_in, L, n)
+    return count, counts
+
+
 def pasc_if(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.Tensor, IFCounts]:
     """Fast Algorithm 1; bit-identical to :func:`pasc_if_reference`. ``x`` is ``[T_in, ...]``."""
-    t_in = x.shape[0]
-    spike_t = (theta / L).to(x.dtype)
-    spike = float(spike_t)  # one host sync per layer call; lets the updates run in place
-    # θ*/2 computed exactly as the reference does (0.5·θ*, exact in binary floating point).
-    mem = x[0].new_full(x.shape[1:], 0.5 * spike)
-    exc = torch.zeros(x.shape[1:], dtype=torch.int32, device=x.device)
-    for t in range(t_in):
-        mem.add_(x[t])
-        fire = mem >= spike
-        exc.add_(fire)
-        mem.sub_(fire.to(mem.dtype), alpha=spike)
-    inh = torch.zeros_like(exc)
-    for _ in range(stage2_steps(t_in, L)):
-        fire = mem >= spike
-        neg = mem < 0
-        fire_any, neg_any = bool(fire.any()), bool(neg.any())
-        if not (fire_any or neg_any):
-            break  # every neuron sits in [0, θ*): no later step changes anything
-        if fire_any:
-            exc.add_(fire)
-            mem.sub_(fire.to(mem.dtype), alpha=spike)
-        if neg_any:
-            inh.add_(neg)
-            mem.add_(neg.to(mem.dtype), alpha=spike)
-    out = (exc - inh).clamp_(0, L).to(torch.int64)
-    counts = _counts(
-        exc.sum(dtype=torch.int64), inh.sum(dtype=torch.int64), out.sum(), t_in, L, mem.numel()
-    )
-    return out, counts
+    count, counts = _stages(x, _spike_value(theta, L, x.dtype), L)
+    return count.to(torch.int64), counts
+
+
+def pasc_if_train(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.Tensor, IFCounts]:
+    """All three stages: the output train ``[L, ...]`` (values 0 and θ*) and the counts.
+
+    Equal to ``thermometer(pasc_if(x, θ, L)[0], L, θ*)`` bit for bit, without the int64 count.
+    """
+    spike = _spike_value(theta, L, x.dtype)
+    count, counts = _stages(x, spike, L)
+    return _thermometer_float(count, L, spike, x.dtype), counts
 
 
 def vanilla_if_step(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pascal_snn.neuron import pasc_if, thermometer, vanilla_if_step
+from pascal_snn.neuron import pasc_if_train, vanilla_if_step
 
 __all__ = [
     "MatMulLayer",
@@ -121,16 +121,15 @@ class PascIF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = unfold(x, self.t_in)
-        count, c = pasc_if(steps, self.theta, self.L)
-        self.neurons = count[0].numel()
-        self.samples += count.shape[0]
+        out, c = pasc_if_train(steps, self.theta, self.L)
+        self.neurons = steps[0, 0].numel()
+        self.samples += steps.shape[1]
         self.excitatory += c.excitatory
         self.inhibitory += c.inhibitory
         self.output_spikes += c.output
-        self.updates += torch.tensor(
-            [c.updates_stage1, c.updates_stage2, c.updates_stage3], device=self.updates.device
-        )
-        out = thermometer(count, self.L, (self.theta / self.L).to(x.dtype))
+        self.updates[0] += c.updates_stage1
+        self.updates[1] += c.updates_stage2
+        self.updates[2] += c.updates_stage3
         return out.flatten(0, 1)
 
     def reset_stats(self) -> None:
