@@ -34,7 +34,7 @@ DATASETS: MappingProxyType[str, DatasetInfo] = MappingProxyType(
         "mnist": _info("mnist", 10, 1, 28, "mnist_cnn", lr=0.05, weight_decay=5e-4,
                        epochs=10, batch_size=128),
         "fashion-mnist": _info("fashion-mnist", 10, 1, 28, "mnist_cnn", lr=0.05,
-                               weight_decay=5e-4, epochs=20, batch_size=128),
+                               weight_decay=5e-4, epochs=15, batch_size=128),
         "cifar10": _info("cifar10", 10, 3, 32, "vgg16", lr=0.1, weight_decay=5e-4,
                          epochs=300, batch_size=128),
         "cifar100": _info("cifar100", 100, 3, 32, "vgg16", lr=0.02, weight_decay=5e-4,
