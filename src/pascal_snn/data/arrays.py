@@ -13,7 +13,7 @@ from torch.utils.data import Dataset
 
 from pascal_snn.errors import ConfigError
 
-__all__ = ["ArrayDataset", "pad_images", "resolve_padded_size"]
+__all__ = ["ArrayDataset", "RandomShift", "pad_images", "resolve_padded_size"]
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -60,6 +60,26 @@ class ArrayDataset(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
+
+
+class RandomShift:
+    """Random crop of the zero-padded image back to its size: a shift of at most ``padding``
+    pixels in each direction (torchvision's ``RandomCrop(size, padding)`` on a square image,
+    without importing torchvision). Draws from torch's global generator, so a seeded epoch
+    gives the same shifts every time."""
+
+    def __init__(self, padding: int) -> None:
+        self.padding = padding
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        p = self.padding
+        height, width = image.shape[-2:]
+        padded = torch.nn.functional.pad(image, (p, p, p, p))
+        top, left = torch.randint(0, 2 * p + 1, (2,)).tolist()
+        return padded[..., top : top + height, left : left + width]
+
+    def __repr__(self) -> str:
+        return f"RandomShift(padding={self.padding})"
 
 
 def resolve_padded_size(name: str, native: int, image_size: int | None) -> int:

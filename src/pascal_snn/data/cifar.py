@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torchvision import transforms
 
 from pascal_snn.data.arrays import ArrayDataset, pad_images, resolve_padded_size
 from pascal_snn.data.locations import cache_dir
@@ -223,6 +222,8 @@ def cifar_datasets(
     size = resolve_padded_size(name, NATIVE_SIZE, image_size)
     folder = find_cifar_folder(source, data_dir, download)
     classes = _class_names(source, folder)
+    from torchvision import transforms  # imported on use: torchvision takes seconds to import
+
     normalize = transforms.Normalize(source.mean, source.std)
     train_steps: list = []
     if augment:

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torchvision import transforms
 
-from pascal_snn.data.arrays import ArrayDataset, pad_images, resolve_padded_size
+from pascal_snn.data.arrays import ArrayDataset, RandomShift, pad_images, resolve_padded_size
 
 __all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "digits_datasets", "digits_split"]
 
@@ -52,7 +51,7 @@ def digits_datasets(
     images_t = pad_images(torch.from_numpy(images), size)
     labels_t = torch.from_numpy(labels)
     classes = tuple(str(digit) for digit in range(10))
-    transform = transforms.RandomCrop(size, padding=CROP_PADDING) if augment else None
+    transform = RandomShift(CROP_PADDING) if augment else None
     train = ArrayDataset(
         images_t[train_index],
         labels_t[train_index],

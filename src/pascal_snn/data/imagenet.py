@@ -9,8 +9,10 @@ mean/std. ``image_size`` replaces 224 (and the resize becomes ``round(image_size
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from torchvision import datasets, transforms
+if TYPE_CHECKING:  # torchvision takes seconds to import: only when ImageNet is used
+    from torchvision import datasets, transforms
 
 from pascal_snn.data.locations import cache_dir
 from pascal_snn.errors import DataError
@@ -28,6 +30,8 @@ HOW_TO_GET = (
 
 
 def _transforms(size: int, train: bool) -> transforms.Compose:
+    from torchvision import transforms
+
     to_tensor = [transforms.ToTensor(), transforms.Normalize(MEAN, STD)]
     if train:
         steps = [transforms.RandomResizedCrop(size), transforms.RandomHorizontalFlip()]
@@ -37,6 +41,8 @@ def _transforms(size: int, train: bool) -> transforms.Compose:
 
 
 def _folder(root: Path, split: str, size: int, train: bool) -> datasets.ImageFolder:
+    from torchvision import datasets
+
     path = root / split
     if not path.is_dir():
         raise DataError(f"imagenet: '{root}' has no '{split}/' folder. {HOW_TO_GET}")

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torchvision import transforms
 
-from pascal_snn.data.arrays import ArrayDataset, pad_images, resolve_padded_size
+from pascal_snn.data.arrays import ArrayDataset, RandomShift, pad_images, resolve_padded_size
 from pascal_snn.data.idx import read_idx
 from pascal_snn.data.locations import cache_dir, download_file
 from pascal_snn.errors import DataError
@@ -178,7 +177,7 @@ def mnist_datasets(
         images = torch.from_numpy(arrays[f"{split}_images"]).unsqueeze(1)
         return pad_images(images, size), torch.from_numpy(arrays[f"{split}_labels"])
 
-    train_transform = transforms.RandomCrop(size, padding=CROP_PADDING) if augment else None
+    train_transform = RandomShift(CROP_PADDING) if augment else None
     train = ArrayDataset(
         *tensors("train"), max_value=255, transform=train_transform, classes=source.classes
     )
