@@ -18,6 +18,7 @@ run (default 3: a few CPU hours on 2 cores for both models); the figures are for
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -64,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vanilla-images", type=int, default=1000)
     parser.add_argument("--energy-images", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        default=None,
+        help="train on a fixed random subset of this many images (default: all 60,000)",
+    )
     parser.add_argument("--json", default="benchmarks/results/fashion_mnist.json")
     args = parser.parse_args(argv)
     command = shlex.join(["python", "benchmarks/results_fashion_mnist.py", *(argv or sys.argv[1:])])
@@ -84,10 +91,15 @@ def main(argv: list[str] | None = None) -> int:
             vanilla_images=args.vanilla_images,
             energy_images=args.energy_images,
             threads=args.threads,
+            train_images=args.train_images,
             command=command,
         )
-        results[name] = run_demo(settings)
-        write_json(args.json, {"command": command, "epochs": args.epochs, "results": results})
+        results[name] = {**run_demo(settings), "train_images_used": args.train_images or 60000}
+        # several invocations (e.g. one per model) accumulate in one file
+        path = Path(args.json)
+        stored = json.loads(path.read_text())["results"] if path.is_file() else {}
+        stored.update(results)
+        write_json(path, {"results": stored})
     print(table(results))
     return 0
 

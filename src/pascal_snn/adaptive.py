@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from torch import nn
+from torch.utils.data import Dataset
 
 from pascal_snn import distributed
 from pascal_snn.al.plan import plan_levels
@@ -78,8 +79,14 @@ def train_adaptive(
     *,
     resume: bool = False,
     progress: bool | None = None,
+    datasets: tuple[Dataset, Dataset, Any] | None = None,
+    al_train_set: Dataset | None = None,
 ) -> dict[str, Any]:
-    """Run Algorithm 4 into ``config.out``; return the outcome of phases 1–2 plus the AL plan."""
+    """Run Algorithm 4 into ``config.out``; return the outcome of phases 1–2 plus the AL plan.
+
+    ``datasets``: prebuilt ``(train, test, info)`` for the training runs (default: built from
+    ``config``); ``al_train_set``: the un-augmented training images for the AL metric.
+    """
     if not config.out:
         raise ConfigError("no run folder: give --out RUN_DIR")
     level = _uniform_level(config)
@@ -102,6 +109,7 @@ def train_adaptive(
             progress=progress,
             phase={"name": "uniform", "L": level},
             plan=dataclasses.asdict(plan),
+            datasets=datasets,
         )
         model = outcome0["model"]
         source = str(run_dir / PHASE0 / "last.pt")
@@ -112,7 +120,7 @@ def train_adaptive(
         report = json.loads(al_path.read_text())
         levels = [int(v) for v in report["levels"]]
     else:
-        report, levels = _plan(model, config, plan, source, run_dir)
+        report, levels = _plan(model, config, plan, source, run_dir, al_train_set)
 
     # phases 1–2: from scratch, uniform L for round(p·E) epochs, then the per-layer L
     epochs = config.epochs
@@ -126,23 +134,30 @@ def train_adaptive(
         progress=progress,
         phase={"name": "adaptive", "uniform_L": level, "switch_epoch": switch},
         plan={**dataclasses.asdict(plan), "levels": levels, "phase0": source},
+        datasets=datasets,
     )
     outcome.update(levels=levels, switch_epoch=switch, al=report)
     return outcome
 
 
 def _plan(
-    model: nn.Module, config: RunConfig, plan: AdaptivePlan, source: str, run_dir: Path
+    model: nn.Module,
+    config: RunConfig,
+    plan: AdaptivePlan,
+    source: str,
+    run_dir: Path,
+    train_set: Dataset | None,
 ) -> tuple[dict[str, Any], list[int]]:
-    from pascal_snn.data import build_datasets
+    if train_set is None:
+        from pascal_snn.data import build_datasets
 
-    train_set, _, _ = build_datasets(
-        config.dataset,
-        data_dir=config.data_dir,
-        download=config.download,
-        augment=False,
-        image_size=config.image_size,
-    )
+        train_set, _, _ = build_datasets(
+            config.dataset,
+            data_dir=config.data_dir,
+            download=config.download,
+            augment=False,
+            image_size=config.image_size,
+        )
     device = distributed.resolve_device(config.device)
     al = plan_levels(
         model.to(device),

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 import yaml
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
 from pascal_snn.adaptive import AdaptivePlan, train_adaptive
 from pascal_snn.config import RunConfig
@@ -64,6 +64,7 @@ class DemoSettings:
     model_kwargs: tuple[tuple[str, object], ...] = ()
     batch_size: int | None = None
     threads: int | None = 1
+    train_images: int | None = None
     command: str | None = None
 
     def resolved_epochs(self, default: int) -> int:
@@ -93,6 +94,14 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
     train_set, test_set, info = build_datasets(
         settings.dataset, data_dir=settings.data_dir, image_size=settings.image_size
     )
+    plain_train, _, _ = build_datasets(
+        settings.dataset, data_dir=settings.data_dir, image_size=settings.image_size, augment=False
+    )
+    if settings.train_images is not None:  # a fixed random subset: a smaller training budget
+        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
+        keep = keep[: settings.train_images].sort().values.tolist()
+        train_set = Subset(train_set, keep)
+        plain_train = Subset(plain_train, keep)
     epochs = settings.resolved_epochs(info.epochs)
     model_name = settings.model or info.default_model
     config = RunConfig(
@@ -160,7 +169,13 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
     )
     _fresh(out / "adaptive")
     adaptive_cfg = dataclasses.replace(config, out=str(out / "adaptive"))
-    adaptive = train_adaptive(adaptive_cfg, plan, progress=progress)
+    adaptive = train_adaptive(
+        adaptive_cfg,
+        plan,
+        progress=progress,
+        datasets=(train_set, test_set, info),
+        al_train_set=plain_train,
+    )
     shutil.copyfile(out / "adaptive" / "al_metric.png", out / "al_metric.png")
     al_model: nn.Module = adaptive["model"]
     al64 = evaluate_equivalence(al_model, test_loader, torch.float64, device)
