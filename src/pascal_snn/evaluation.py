@@ -14,12 +14,12 @@ All state is O(1) per layer (running counts); batches stream through. Under
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.distributed as dist
-from torch import nn
+from torch import Tensor, nn
 
 from pascal_snn.convert import PascNetwork, VanillaNetwork, convert
 from pascal_snn.qcfs import level_index, qcfs_layers
@@ -38,6 +38,18 @@ Reducer = Callable[[torch.Tensor], torch.Tensor]
 
 def _identity(t: torch.Tensor) -> torch.Tensor:
     return t
+
+
+def take_images(batches: Batches, max_images: int | None) -> Iterator[tuple[Tensor, Tensor]]:
+    """The batches, cut so that at most ``max_images`` images come out in all."""
+    seen = 0
+    for images, labels in batches:
+        if max_images is not None:
+            if seen >= max_images:
+                return
+            images, labels = images[: max_images - seen], labels[: max_images - seen]
+        seen += len(labels)
+        yield images, labels
 
 
 @dataclass
@@ -132,15 +144,9 @@ def evaluate_equivalence(
         snn_counts = _Recorder().snn(snn.if_layers())
         totals = torch.zeros(6, dtype=torch.int64)  # images, ann, snn, agree, boundary, unexpl.
         max_diff = torch.zeros((), dtype=torch.float64)
-        seen = 0
         try:
             with torch.no_grad():
-                for images, labels in batches:
-                    if max_images is not None and seen >= max_images:
-                        break
-                    if max_images is not None:
-                        images, labels = images[: max_images - seen], labels[: max_images - seen]
-                    seen += len(labels)
+                for images, labels in take_images(batches, max_images):
                     x = images.to(device=device, dtype=dtype)
                     labels = labels.to(device)
                     ann_out = ann(x)
@@ -240,11 +246,7 @@ def sweep_vanilla(
     correct = torch.zeros(len(steps), dtype=torch.int64)
     seen = 0
     with torch.no_grad():
-        for images, labels in batches:
-            if max_images is not None and seen >= max_images:
-                break
-            if max_images is not None:
-                images, labels = images[: max_images - seen], labels[: max_images - seen]
+        for images, labels in take_images(batches, max_images):
             seen += len(labels)
             prefix = vanilla.prefix_logits(images.to(device=device, dtype=dtype))
             preds = prefix.index_select(0, index).argmax(-1)  # [len(steps), B]

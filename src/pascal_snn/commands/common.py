@@ -17,7 +17,13 @@ from pascal_snn.distributed import resolve_device
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import ensure_dir
 
-__all__ = ["Loaded", "add_checkpoint_arguments", "load_checkpoint_and_data", "parse_int_list"]
+__all__ = [
+    "Loaded",
+    "add_checkpoint_arguments",
+    "checkpoint_datasets",
+    "load_checkpoint_and_data",
+    "parse_int_list",
+]
 
 
 def parse_int_list(text: str, flag: str) -> list[int]:
@@ -57,15 +63,12 @@ class Loaded:
     out: Path
 
 
-def load_checkpoint_and_data(args: argparse.Namespace) -> Loaded:
-    """Load the model and the data set it was trained on (or the one named by --dataset)."""
-    if args.batch_size is not None and args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.num_images is not None and args.num_images < 1:
-        raise ConfigError(f"--num-images must be >= 1, got {args.num_images}")
-    device = resolve_device(args.device)
-    model, ckpt = load_model(args.checkpoint, map_location=device)
-    recorded = ckpt.get("dataset") or {}
+def checkpoint_datasets(
+    args: argparse.Namespace, checkpoint: dict[str, Any]
+) -> tuple[Dataset, Dataset, DatasetInfo]:
+    """``(train, test, info)`` without augmentation: the data set the checkpoint was trained on
+    (its folder and image size), or the one named by ``--dataset``; it must fit the model."""
+    recorded = checkpoint.get("dataset") or {}
     name = args.dataset or recorded.get("name")
     if name is None:
         raise ConfigError(
@@ -73,11 +76,11 @@ def load_checkpoint_and_data(args: argparse.Namespace) -> Loaded:
         )
     same = name == recorded.get("name")
     data_dir = args.data_dir or (recorded.get("data_dir") if same else None)
-    image_size = args.image_size or (recorded.get("image_size") if same else None)
+    image_size = getattr(args, "image_size", None) or (recorded.get("image_size") if same else None)
     train_set, test_set, info = build_datasets(
         name, data_dir=data_dir, download=args.download, augment=False, image_size=image_size
     )
-    arch = ckpt.get("arch", {})
+    arch = checkpoint.get("arch", {})
     if arch.get("num_classes") not in (None, info.num_classes):
         raise DataError(
             f"the model predicts {arch['num_classes']} classes but data set '{name}' has "
@@ -88,5 +91,17 @@ def load_checkpoint_and_data(args: argparse.Namespace) -> Loaded:
             f"the model takes {arch['in_channels']}-channel images but data set '{name}' has "
             f"{info.in_channels} channels; pass the --dataset it was trained on"
         )
+    return train_set, test_set, info
+
+
+def load_checkpoint_and_data(args: argparse.Namespace) -> Loaded:
+    """Load the model and the data set it was trained on (or the one named by --dataset)."""
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.num_images is not None and args.num_images < 1:
+        raise ConfigError(f"--num-images must be >= 1, got {args.num_images}")
+    device = resolve_device(args.device)
+    model, ckpt = load_model(args.checkpoint, map_location=device)
+    train_set, test_set, info = checkpoint_datasets(args, ckpt)
     out = ensure_dir(args.out or Path(args.checkpoint).resolve().parent)
     return Loaded(model, ckpt, train_set, test_set, info, device, out)

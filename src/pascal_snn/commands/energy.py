@@ -72,22 +72,10 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def _load_test_set(args: argparse.Namespace, checkpoint: dict[str, Any]) -> tuple[str, Any]:
-    from pascal_snn.data import build_datasets
+    from pascal_snn.commands.common import checkpoint_datasets
 
-    saved = checkpoint.get("dataset") or {}
-    name = args.dataset or saved.get("name")
-    if not name:
-        raise ConfigError(
-            f"checkpoint '{args.checkpoint}' does not say which data set it was trained on; "
-            "pass --dataset"
-        )
-    same = name == saved.get("name")
-    data_dir = args.data_dir or (saved.get("data_dir") if same else None)
-    image_size = saved.get("image_size") if same else None
-    _, test, _ = build_datasets(
-        name, data_dir=data_dir, download=args.download, augment=False, image_size=image_size
-    )
-    return name, test
+    _, test, info = checkpoint_datasets(args, checkpoint)
+    return info.name, test
 
 
 def _num(value: float | None, digits: int = 4) -> str:
