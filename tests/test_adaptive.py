@@ -1,4 +1,4 @@
-"""Algorithm 4 (adaptive layerwise training): phases, plan, and resume in any phase."""
+"""Algorithm 4 (adaptive layerwise training) on digits: phases, plan, resume in any phase."""
 
 import json
 

@@ -133,3 +133,35 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     single = evaluate_counts(model, torch.utils.data.DataLoader(test, batch_size=64), cpu)
     assert (metrics[-1]["test_correct"], metrics[-1]["test_total"]) == single
     assert single[1] == len(test)
+
+
+@pytest.mark.slow
+def test_torchrun_evaluate_pasc_and_vanilla_equals_one_process(tmp_path):
+    from pascal_snn.cli import main
+
+    run = tmp_path / "run"
+    train = ["train", "--dataset", "synthetic", "--epochs", "1", "--batch-size", "64"]
+    assert main([*train, "--width", "0.25", "--levels", "4,2,1,4", "--out", str(run)]) == 0
+    evaluate = ["evaluate", "--checkpoint", str(run / "last.pt"), "--mode", "both"]
+    evaluate += ["--timesteps", "1,2,4", "--num-images", "101", "--batch-size", "16"]
+    assert main([*evaluate, "--out", str(tmp_path / "one")]) == 0
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).parents[1] / "src"), env.get("PYTHONPATH")])
+    )
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        env.pop(name, None)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc_per_node=2", "-m", "pascal_snn", *evaluate, "--device", "cpu"]
+    command += ["--out", str(tmp_path / "two")]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=150)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    one = json.loads((tmp_path / "one" / "evaluate.json").read_text())
+    two = json.loads((tmp_path / "two" / "evaluate.json").read_text())
+    assert two["images"] == one["images"] == 101
+    for key in ("images", "ann_correct", "snn_correct", "agreement", "boundary_cases"):
+        assert two["pasc"][key] == one["pasc"][key], key
+    assert two["vanilla"]["correct"] == one["vanilla"]["correct"]
+    assert two["pasc"]["max_abs_logit_diff"] == pytest.approx(
+        one["pasc"]["max_abs_logit_diff"], abs=1e-12
+    )
