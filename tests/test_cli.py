@@ -15,7 +15,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def cli(*args, check=True, timeout=300):
     exe = shutil.which("pascal-snn", path=str(Path(sys.executable).parent))
     command = [exe] if exe else [sys.executable, "-m", "pascal_snn"]
-    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: one thread is fastest
     done = subprocess.run(
         [*command, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
     )
