@@ -117,3 +117,13 @@ def test_qcfs_layers_in_forward_order_and_set_levels():
 def test_level_index():
     h = torch.tensor([0.0, 2.0, 4.0, 8.0])
     assert level_index(h, 4, 8.0).tolist() == [0, 1, 2, 4]
+
+
+def test_clamp_thresholds_keeps_theta_positive():
+    from pascal_snn.qcfs import clamp_thresholds
+
+    model = nn.Sequential(nn.Linear(2, 2), QCFS(4, 8.0), nn.Linear(2, 2), QCFS(2, 1.0))
+    with torch.no_grad():
+        model[1].theta.fill_(-3.0)
+    clamp_thresholds(model, minimum=0.01)
+    assert model[1].theta.item() == pytest.approx(0.01) and model[3].theta.item() == 1.0

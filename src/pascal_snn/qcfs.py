@@ -15,7 +15,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-__all__ = ["QCFS", "level_index", "qcfs_layers", "set_levels", "validate_level"]
+__all__ = [
+    "QCFS",
+    "clamp_thresholds",
+    "level_index",
+    "qcfs_layers",
+    "set_levels",
+    "validate_level",
+]
 
 
 def validate_level(L: object, name: str = "L") -> int:
@@ -97,6 +104,18 @@ class QCFS(nn.Module):
 
     def set_extra_state(self, state: dict[str, int]) -> None:
         self.L = int(state["L"])
+
+
+@torch.no_grad()
+def clamp_thresholds(model: nn.Module, minimum: float = 1e-3) -> None:
+    """Keep every QCFS threshold θ ≥ ``minimum`` (call after each optimizer step).
+
+    θ is a threshold: a non-positive value has no spiking meaning (the converter refuses it),
+    yet SGD with weight decay can push a layer's θ through zero when its inputs collapse.
+    """
+    for module in model.modules():
+        if isinstance(module, QCFS):
+            module.theta.clamp_(min=minimum)
 
 
 def level_index(h: torch.Tensor, L: int, theta: torch.Tensor | float) -> torch.Tensor:

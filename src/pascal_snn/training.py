@@ -37,7 +37,7 @@ from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pascal_snn.config import RUN_DEFINING, RunConfig, check_same_run, resolve, write_config
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import atomic_write_text, ensure_dir
-from pascal_snn.qcfs import qcfs_layers, set_levels
+from pascal_snn.qcfs import clamp_thresholds, qcfs_layers, set_levels
 
 __all__ = [
     "EpochCallback",
@@ -198,6 +198,7 @@ def train_one_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        clamp_thresholds(model)
         loss_sum += loss.detach().double() * labels.numel()
         correct += (logits.detach().argmax(1) == labels).sum()
         seen += labels.numel()
