@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vanilla-images", type=int, default=1000)
     parser.add_argument("--energy-images", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
+    parser.add_argument("--lr", type=float, default=None, help="learning rate (default: recipe)")
     parser.add_argument(
         "--train-images",
         type=int,
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
             energy_images=args.energy_images,
             threads=args.threads,
             train_images=args.train_images,
+            lr=args.lr,
             command=command,
         )
         results[name] = {**run_demo(settings), "train_images_used": args.train_images or 60000}

@@ -65,6 +65,7 @@ class DemoSettings:
     batch_size: int | None = None
     threads: int | None = 1
     train_images: int | None = None
+    lr: float | None = None
     command: str | None = None
 
     def resolved_epochs(self, default: int) -> int:
@@ -112,6 +113,7 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         levels=settings.levels,
         epochs=epochs,
         batch_size=settings.batch_size,
+        lr=settings.lr,
         width=settings.width,
         model_kwargs=dict(settings.model_kwargs),
         seed=settings.seed,
