@@ -100,7 +100,8 @@ def level_histograms(
             idx = level_index(output.detach(), L, theta).flatten()
             if idx.numel() == 0:
                 return
-            if int(idx.min()) < 0 or int(idx.max()) > L:
+            lo, hi = torch.aminmax(idx)  # one pass for both bounds
+            if int(lo) < 0 or int(hi) > L:
                 raise ValueError(
                     f"QCFS layer '{name}' produced level indices outside 0..{L} "
                     f"(theta = {float(theta):.4g}); its threshold must be finite and non-zero"
