@@ -127,3 +127,23 @@ def test_clamp_thresholds_keeps_theta_positive():
         model[1].theta.fill_(-3.0)
     clamp_thresholds(model, minimum=0.01)
     assert model[1].theta.item() == pytest.approx(0.01) and model[3].theta.item() == 1.0
+
+
+@pytest.mark.parametrize("L", [1, 3, 4, 8])
+def test_fused_gradients_equal_composed_autograd(L):
+    """The fused backward equals autograd through the straight-through formula."""
+    g = torch.Generator().manual_seed(L)
+    x = (torch.randn(500, generator=g, dtype=torch.float64) * 6).requires_grad_()
+    act = QCFS(L, 2.5).double()
+    weights = torch.randn(500, generator=g, dtype=torch.float64)
+    (act(x) * weights).sum().backward()
+
+    x_ref = x.detach().clone().requires_grad_()
+    theta = torch.tensor(2.5, dtype=torch.float64, requires_grad=True)
+    u = x_ref * L / theta + 0.5
+    v = (u + (torch.floor(u) - u).detach()) / L  # floor, straight through
+    inside = ((v >= 0) & (v <= 1)).to(v.dtype).detach()
+    clipped = v * inside + (v.clamp(0, 1) - v * inside).detach()  # clip, gradient on [0, 1]
+    (theta * clipped * weights).sum().backward()
+    torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(act.theta.grad, theta.grad, rtol=1e-9, atol=1e-12)

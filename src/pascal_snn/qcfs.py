@@ -36,35 +36,31 @@ def validate_level(L: object, name: str = "L") -> int:
     return L
 
 
-class _FloorSTE(torch.autograd.Function):
-    """``floor`` in the forward pass, identity in the backward pass (straight-through)."""
+class _QCFSFunction(torch.autograd.Function):
+    """``h = θ·clip(floor(z·L/θ + ½)/L, 0, 1)`` with the straight-through gradient, fused.
 
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.floor(x)
+    With ``c`` the clipped value and ``m = [0 ≤ floor(z·L/θ + ½)/L ≤ 1]`` (closed interval, as
+    the QCFS reference code trained: PyTorch's clamp gradient was inclusive then):
 
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad
+        ∂h/∂z = m,        ∂h/∂θ = c − m·z/θ
 
-
-class _ClipUnit(torch.autograd.Function):
-    """``clamp(v, 0, 1)`` whose gradient passes on the closed interval ``0 ≤ v ≤ 1``.
-
-    This is the gradient the QCFS reference code trained with (PyTorch's clamp backward was
-    inclusive at the bounds then); with an exclusive mask every unit at level 0 or L gets no
-    gradient, and a freshly initialised VGG-16 gets none at all.
+    One autograd node instead of seven keeps a QCFS training step close to a ReLU step.
     """
 
     @staticmethod
-    def forward(ctx, v: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(v)
-        return torch.clamp(v, 0, 1)
+    def forward(ctx, x: torch.Tensor, theta: torch.Tensor, L: int) -> torch.Tensor:  # type: ignore[override]
+        v = torch.floor(x * L / theta + 0.5).div_(L)
+        inside = (v >= 0) & (v <= 1)
+        c = v.clamp_(0, 1)
+        ctx.save_for_backward(x, theta, c, inside)
+        return theta * c
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (v,) = ctx.saved_tensors
-        return grad * ((v >= 0) & (v <= 1)).to(grad.dtype)
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        x, theta, c, inside = ctx.saved_tensors
+        masked = grad * inside
+        grad_theta = (grad * c).sum() - (masked * x).sum() / theta
+        return masked, grad_theta.reshape(theta.shape), None
 
 
 class QCFS(nn.Module):
@@ -91,9 +87,7 @@ class QCFS(nn.Module):
         self._L = validate_level(value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        theta = self.theta.to(x.dtype)
-        steps = _FloorSTE.apply(x * self._L / theta + 0.5)
-        return theta * _ClipUnit.apply(steps / self._L)
+        return _QCFSFunction.apply(x, self.theta.to(x.dtype), self._L)
 
     def extra_repr(self) -> str:
         return f"L={self._L}, theta={float(self.theta.detach()):.4g}"
