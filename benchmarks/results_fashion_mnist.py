@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--lr", type=float, default=None, help="learning rate (default: recipe)")
     parser.add_argument(
+        "--test-images",
+        type=int,
+        default=None,
+        help="use the first N test images for every figure (default: all 10,000)",
+    )
+    parser.add_argument(
         "--train-images",
         type=int,
         default=None,
@@ -94,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             threads=args.threads,
             train_images=args.train_images,
             lr=args.lr,
+            test_images=args.test_images,
             command=command,
         )
         results[name] = {**run_demo(settings), "train_images_used": args.train_images or 60000}

@@ -66,6 +66,7 @@ class DemoSettings:
     threads: int | None = 1
     train_images: int | None = None
     lr: float | None = None
+    test_images: int | None = None
     command: str | None = None
 
     def resolved_epochs(self, default: int) -> int:
@@ -103,6 +104,8 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         keep = keep[: settings.train_images].sort().values.tolist()
         train_set = Subset(train_set, keep)
         plain_train = Subset(plain_train, keep)
+    if settings.test_images is not None:  # the first N test images, for every figure
+        test_set = Subset(test_set, range(min(settings.test_images, len(test_set))))
     epochs = settings.resolved_epochs(info.epochs)
     model_name = settings.model or info.default_model
     config = RunConfig(
