@@ -29,7 +29,7 @@ def test_values_equal_spec_formula_on_boundaries_and_negatives(L, theta):
         ]
     )
     act = QCFS(L, theta).double()
-    theta = float(act.theta)  # the float32 parameter, widened
+    theta = float(act.theta.detach())  # the float32 parameter, widened
     got = act(torch.from_numpy(grid)).detach().numpy()
     np.testing.assert_array_equal(got, spec_formula(grid, L, theta))
     assert got.min() == 0.0 and got.max() == pytest.approx(theta)
