@@ -5,14 +5,12 @@ Built on :class:`matplotlib.figure.Figure` with the Agg canvas: no pyplot, no gl
 
 from __future__ import annotations
 
-import io
-import os
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from pascal_snn.io import atomic_write_bytes
+from pascal_snn.figures import save_figure
 
 __all__ = ["energy_breakdown_figure", "save_figure", "spike_rate_figure"]
 
@@ -63,10 +61,3 @@ def energy_breakdown_figure(report: dict[str, Any], preset: str = "fp32") -> Fig
     ax.set_title(f"ANN vs SNN energy per layer (ANN/SNN = {ratio:.2f})")
     ax.legend()
     return fig
-
-
-def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:
-    """Write ``fig`` as a PNG, atomically."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=120)
-    atomic_write_bytes(path, buffer.getvalue())
