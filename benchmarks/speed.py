@@ -40,6 +40,17 @@ ffd0813 (the same script, with a copy of src/ holding those two files first on P
   accuracy SpikingJelly = vanilla, T = 4    42.0 %             64.2 %
 (QCFS training and AL do not use the neuron: their before/after columns are run-to-run noise.)
 
+Final run, after QCFS became one fused autograd node and the AL hook one aminmax pass (same
+command, same machine, two Fashion-MNIST training jobs running beside it):
+
+                                            VGG-16   ResNet-18   goal
+  PASC / (L × ANN) time                      0.913     1.013     ≤ 1.25 met
+  IF-neuron share of PASC time               19.3%     23.7%
+  PASC / SpikingJelly time (T = 4)           0.697     0.706     ≤ 1 met
+  QCFS / ReLU training step                  1.183     1.110     ≤ 1.15 met for ResNet-18 only
+  AL statistics / eval pass (3,000)          1.355     1.405     ≤ 1.5 met
+  PASC / ANN peak forward memory              3.69      2.56     ≤ 5 met
+
     .venv/bin/python benchmarks/speed.py [--models vgg16,resnet18] [--repeats 15] [--batch 64]
         [--train-steps 400] [--al-images 3000] [--dataset fashion-mnist] [--weights DIR]
         [--threads 1] [--json PATH]
