@@ -80,3 +80,19 @@ def test_boundary_case_detected_when_float32_rounding_crosses_a_level():
     r64 = evaluate_equivalence(net.eval(), [(x, y)], dtype=torch.float64)
     assert (r32.boundary_cases, r64.boundary_cases) == (1, 0)
     assert r64.snn_correct == 2 and r32.snn_correct == 1
+
+
+def test_vanilla_agreement_counts_match_direct_comparison():
+    from pascal_snn import convert
+
+    m = model().double()
+    data = batches(n=64)
+    sweep = sweep_vanilla(m, data, [2, 8], dtype=torch.float64)
+    for t, agree in zip(sweep.timesteps, sweep.agreement):
+        net = convert(m, mode="vanilla", timesteps=t)
+        with torch.no_grad():
+            direct = sum(
+                int((net(x.double()).argmax(1) == m(x.double()).argmax(1)).sum()) for x, _ in data
+            )
+        assert agree == direct
+    assert sweep.as_dict()["agreement_with_ann"] == [a / 64 for a in sweep.agreement]

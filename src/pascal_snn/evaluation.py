@@ -212,16 +212,22 @@ class VanillaSweep:
     timesteps: list[int]
     correct: list[int]
     images: int
+    agreement: list[int]  # images whose vanilla prediction equals the ANN's, per T
 
     @property
     def accuracy(self) -> list[float]:
         return [c / max(self.images, 1) for c in self.correct]
+
+    @property
+    def agreement_rate(self) -> list[float]:
+        return [a / max(self.images, 1) for a in self.agreement]
 
     def as_dict(self) -> dict:
         return {
             "timesteps": self.timesteps,
             "accuracy": self.accuracy,
             "correct": self.correct,
+            "agreement_with_ann": self.agreement_rate,
             "images": self.images,
         }
 
@@ -240,19 +246,26 @@ def sweep_vanilla(
     if not steps or steps[0] < 1:
         raise ValueError(f"timesteps must be integers >= 1, got {list(timesteps)}")
     device = torch.device(device)
-    vanilla = convert(_cast(model, dtype, device), mode="vanilla", timesteps=steps[-1])
+    ann = _cast(model, dtype, device)
+    vanilla = convert(ann, mode="vanilla", timesteps=steps[-1])
     assert isinstance(vanilla, VanillaNetwork)
     index = torch.tensor([t - 1 for t in steps], device=device)
     correct = torch.zeros(len(steps), dtype=torch.int64)
+    agree = torch.zeros(len(steps), dtype=torch.int64)
     seen = 0
     with torch.no_grad():
         for images, labels in take_images(batches, max_images):
             seen += len(labels)
-            prefix = vanilla.prefix_logits(images.to(device=device, dtype=dtype))
+            x = images.to(device=device, dtype=dtype)
+            prefix = vanilla.prefix_logits(x)
             preds = prefix.index_select(0, index).argmax(-1)  # [len(steps), B]
             correct += (preds == labels.to(device)).sum(1).cpu()
-    totals = reduce(torch.cat([correct, torch.tensor([seen])]))
-    return VanillaSweep(steps, [int(c) for c in totals[:-1]], int(totals[-1]))
+            agree += (preds == ann(x).argmax(-1)).sum(1).cpu()
+    totals = reduce(torch.cat([correct, agree, torch.tensor([seen])]))
+    n = len(steps)
+    return VanillaSweep(
+        steps, [int(c) for c in totals[:n]], int(totals[-1]), [int(a) for a in totals[n:-1]]
+    )
 
 
 def first_reaching(sweep: VanillaSweep, target: float) -> int | None:

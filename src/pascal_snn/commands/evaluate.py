@@ -126,8 +126,11 @@ def print_report(result: dict[str, Any], console: Console | None = None) -> None
         sweep = Table(title="vanilla IF baseline (QCFS SNN)")
         sweep.add_column("T", justify="right")
         sweep.add_column("accuracy", justify="right")
-        for t, acc in zip(vanilla["timesteps"], vanilla["accuracy"]):
-            sweep.add_row(str(t), f"{100 * acc:.2f} %")
+        sweep.add_column("agreement with ANN", justify="right")
+        for t, acc, agree in zip(
+            vanilla["timesteps"], vanilla["accuracy"], vanilla["agreement_with_ann"]
+        ):
+            sweep.add_row(str(t), f"{100 * acc:.2f} %", f"{100 * agree:.2f} %")
         console.print(sweep)
         reach = vanilla["timesteps_to_reach_ann"]
         console.print(
