@@ -40,6 +40,7 @@ def table(results: dict[str, dict]) -> str:
         van = m["vanilla"]
         acc = dict(zip(van["timesteps"], van["accuracy"]))
         vanilla = " / ".join(f"{100 * acc[t]:.1f}" for t in (4, 16, 64, 256) if t in acc)
+        reach = van["timesteps_to_reach_ann"] or f"not by {van['timesteps'][-1]}"
         for label, part in (("uniform", m), ("AL χ=3 {1,2,4}", m["adaptive"])):
             f64, f32, e = part["float64"], part["float32"], part["energy"]
             t_norm = "–" if e["t_norm"] is None else f"{e['t_norm']:.2f}"
@@ -49,7 +50,7 @@ def table(results: dict[str, dict]) -> str:
                 f"| {f64['agreement']}/{f64['images']} "
                 f"| {f32['agreement']}/{f32['images']} ({f32['boundary_cases']}) "
                 f"| {vanilla if label == 'uniform' else '–'} "
-                f"| {van['timesteps_to_reach_ann'] if label == 'uniform' else '–'} "
+                f"| {reach if label == 'uniform' else '–'} "
                 f"| {t_norm} | {e['t_eff']:.2f} | {e['latency_steps']} "
                 f"| {e['energy_ratio']['fp32']:.2f} / {e['energy_ratio']['int8']:.2f} |"
             )

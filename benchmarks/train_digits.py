@@ -6,11 +6,12 @@ What it measures: ``pascal-snn train`` defaults on the built-in data (scikit-lea
 ANN's top-1 test accuracy and the wall time of the whole run (data, training, evaluation,
 checkpoints).
 
-Measured (2-core CPU shared with other jobs, torch 2.14, seed 0, 30 epochs of the recipe):
-  OMP_NUM_THREADS=1: test accuracy 99.72 % (best 99.72 % at epoch 13), wall time 36.7 s;
-  2 threads:         test accuracy 98.89 % (best 99.72 % at epoch 20), wall time 299 s — OpenMP
-  spin-waiting on an oversubscribed machine; float sums differ with the thread count, so the
-  trajectory does too. Expected on any machine: ≥ 97 %.
+Measured (2-core AMD EPYC VM, otherwise idle, torch 2.14.1, seed 0, 30 epochs of the recipe):
+  2 threads:         test accuracy 99.17 % (best 100.00 % at epoch 20), wall time 10.4 s;
+  OMP_NUM_THREADS=1: test accuracy 99.17 % (best 100.00 % at epoch 23), wall time 13.7 s.
+On a machine shared with other jobs one thread is far faster (36.7 s against 299 s measured
+earlier: OpenMP threads spin-wait when the cores are oversubscribed). Float sums differ with
+the thread count, so the trajectories differ too. Expected on any machine: ≥ 97 %.
 
     .venv/bin/python benchmarks/train_digits.py [--out RUN_DIR] [--epochs N] [--device cpu]
 """
