@@ -7,7 +7,6 @@ test_training.py and test_qcfs.py, unsupported layers in test_convert.py, checkp
 the SNN in test_convert.py, data folders in test_data.py.
 """
 
-import os
 import re
 
 import pytest
@@ -60,9 +59,16 @@ def test_truncated_checkpoint(capsys, tmp_path, checkpoint):
     fails(["evaluate", "--checkpoint", half], r"half\.pt", capsys)
 
 
-def test_random_bytes_checkpoint(capsys, tmp_path):
+@pytest.mark.parametrize("seed", range(12))
+def test_random_bytes_checkpoint(capsys, tmp_path, seed):
     junk = tmp_path / "junk.pt"
-    junk.write_bytes(os.urandom(4096))
+    junk.write_bytes(
+        torch.randint(
+            0, 256, (2000,), generator=torch.Generator().manual_seed(seed), dtype=torch.uint8
+        )
+        .numpy()
+        .tobytes()
+    )
     for command in ("evaluate", "al", "energy"):
         fails([command, "--checkpoint", junk], r"junk\.pt", capsys)
 
