@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
 from pascal_snn.al import LayerResult, Variant, save_metric_plot
 from pascal_snn.al.plan import plan_levels
 from pascal_snn.al.stats import as_alpha
+from pascal_snn.commands.common import add_checkpoint_arguments
 from pascal_snn.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -30,14 +30,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "cluster (highest metric -> smallest L). Writes al.json and al_metric.png."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
-    parser.add_argument(
-        "--dataset", default=None, help="data set (default: the one the checkpoint was trained on)"
+    add_checkpoint_arguments(
+        parser, num_images=3000, num_images_help="training images for the statistics (3000)"
     )
-    parser.add_argument("--data-dir", default=None, help="data folder (default: checkpoint's)")
-    parser.add_argument("--download", action="store_true", help="download the data if missing")
-    parser.add_argument("--num-images", type=int, default=3000, help="training images (3000)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per forward (256)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the image shuffle (0)")
     parser.add_argument(
         "--alpha",
@@ -55,8 +50,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         default=Variant.PAPER.value,
         help="paper (default) or the public reference code's statistic",
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     parser.set_defaults(run=run)
     return parser
 

@@ -37,18 +37,29 @@ def parse_int_list(text: str, flag: str) -> list[int]:
     return values
 
 
-def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+def add_checkpoint_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    num_images: int | None = None,
+    num_images_help: str = "use only the first N test images (default: all)",
+    batch_size: int = 256,
+) -> None:
     """``--checkpoint`` plus data, batch, device and output flags (data set from the run)."""
-    parser.add_argument("--checkpoint", required=True, help="a checkpoint written by `train`")
+    parser.add_argument(
+        "--checkpoint", required=True, type=Path, help="a checkpoint written by `train`"
+    )
     add_data_arguments(parser)
     parser.set_defaults(dataset=None)  # default: the data set the checkpoint was trained on
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batch")
     parser.add_argument(
-        "--num-images", type=int, default=None, help="use only the first N images (default: all)"
+        "--batch-size", type=int, default=batch_size, help=f"images per batch ({batch_size})"
     )
+    parser.add_argument("--num-images", type=int, default=num_images, help=num_images_help)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: auto)")
     parser.add_argument(
-        "--out", default=None, help="folder for the results (default: the checkpoint's folder)"
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the results (default: the checkpoint's folder)",
     )
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 from typing import Any
 
+from pascal_snn.commands.common import add_checkpoint_arguments
 from pascal_snn.errors import ConfigError
 
 __all__ = ["add_parser", "run"]
@@ -32,16 +32,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
             "latency in neuron steps. Writes energy.json, spike_rates.png, energy_breakdown.png."
         ),
     )
-    parser.add_argument("--checkpoint", required=True, type=Path, help="checkpoint file (.pt)")
-    parser.add_argument(
-        "--dataset", default=None, help="data set (default: the one the checkpoint was trained on)"
+    add_checkpoint_arguments(
+        parser, num_images=1000, num_images_help="test images to measure on (1000)", batch_size=100
     )
-    parser.add_argument("--data-dir", default=None, help="data folder (default: checkpoint's)")
-    parser.add_argument("--download", action="store_true", help="download the data if missing")
-    parser.add_argument(
-        "--num-images", type=int, default=1000, help="test images to measure on (1000)"
-    )
-    parser.add_argument("--batch-size", type=int, default=100, help="images per forward (100)")
     parser.add_argument(
         "--spike-rate",
         type=float,
@@ -53,8 +46,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="do not run the network: report the analytic model only",
     )
-    parser.add_argument("--out", type=Path, default=None, help="output folder")
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: auto)")
     parser.set_defaults(run=run)
     return parser
 
