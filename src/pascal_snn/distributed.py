@@ -129,8 +129,11 @@ def init_distributed(device: torch.device, timeout_s: float = 1800.0) -> WorldIn
 
 
 def destroy_distributed() -> None:
-    """Leave the process group (no-op outside one)."""
+    """Leave the process group (no-op outside one), after every rank has arrived: a rank that
+    tears gloo down while another still talks to it can abort ("terminate called without an
+    active exception")."""
     if is_distributed():
+        dist.barrier()
         dist.destroy_process_group()
 
 
