@@ -158,6 +158,7 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
             exact32.ann_accuracy,
             exact32.snn_accuracy,
             settings.levels,
+            vanilla_agreement=sweep.agreement_rate,
         ),
         out / "accuracy_vs_timesteps.png",
     )

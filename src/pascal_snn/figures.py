@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import FuncFormatter
 
 from pascal_snn.io import atomic_write_bytes
 
@@ -35,19 +35,24 @@ def accuracy_vs_timesteps(
     pasc_accuracy: float,
     pasc_timesteps: float,
     pasc_label: str = "PASC",
+    vanilla_agreement: Sequence[float] | None = None,
 ) -> Figure:
-    """Vanilla IF accuracy against T (log scale), the ANN level, and PASC at T = L marked."""
+    """Vanilla IF accuracy against T (log scale), the ANN level, and PASC at T = L marked;
+    optionally the vanilla network's agreement with the ANN's predictions."""
     fig = new_figure()
     ax = fig.add_subplot()
     vanilla = [100 * a for a in vanilla_accuracy]
-    ax.plot(timesteps, vanilla, "o-", color="tab:blue", label="vanilla IF (QCFS SNN)")
+    ax.plot(timesteps, vanilla, "o-", color="tab:blue", label="vanilla IF (QCFS SNN) accuracy")
+    if vanilla_agreement is not None:
+        agree = [100 * a for a in vanilla_agreement]
+        ax.plot(timesteps, agree, "s:", color="tab:cyan", label="vanilla IF agreement with ANN")
     ax.axhline(100 * ann_accuracy, color="gray", linestyle="--", label="ANN (QCFS)")
     pasc = f"{pasc_label} at T = {pasc_timesteps:g}"
     ax.plot([pasc_timesteps], [100 * pasc_accuracy], "*", ms=16, color="tab:red", label=pasc)
     ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.set_xlabel("timesteps T per layer")
-    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylabel("test accuracy / agreement (%)" if vanilla_agreement else "test accuracy (%)")
     ax.set_title("Accuracy against timesteps")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(loc="lower right")

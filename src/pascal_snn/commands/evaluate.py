@@ -152,6 +152,7 @@ def plot_result(result: dict[str, Any], path: Path) -> None:
         result["pasc"]["snn_accuracy"],
         t_pasc,
         label,
+        vanilla_agreement=result["vanilla"]["agreement_with_ann"],
     )
     save_figure(fig, path)
 
