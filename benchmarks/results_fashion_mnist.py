@@ -11,12 +11,12 @@ Each model runs the library's demo pipeline (``pascal_snn.demo.run_demo``) into
 ``benchmarks/results/fashion_mnist.json`` and prints the markdown table for BENCHMARKS.md.
 Images are zero-padded to 32×32 (CIFAR-style networks). Budget: ``--epochs`` per training run,
 optionally on a fixed random subset of the training images (``--train-images``) and the first
-``--test-images`` test images. The figures in BENCHMARKS.md (VGG-16 58.25 % = PASC 58.25 %,
+``--test-images`` test images. The figures in BENCHMARKS.md (VGG-16 77.55 % = PASC 77.55 %,
 ResNet-18 74.95 % = PASC 74.95 %, 2000/2000 agreement in float64 and float32; vanilla IF
-28.0 % / 65.0 % at T = 256) came from, in 12 and 14 minutes on 2 CPU cores:
+61.0 % / 65.0 % at T = 256) came from, in 9.4 and 13.5 minutes on 2 CPU cores:
 
-    python benchmarks/results_fashion_mnist.py --models vgg16 --epochs 4 --train-images 20000 \
-        --test-images 2000 --lr 0.02 --vanilla-images 300 --energy-images 300 --threads 1
+    python benchmarks/results_fashion_mnist.py --models vgg16 --epochs 3 --test-images 2000 \
+        --lr 0.02 --vanilla-images 300 --energy-images 300 --threads 2
     python benchmarks/results_fashion_mnist.py --models resnet18 --epochs 3 --train-images 10000 \
         --test-images 2000 --lr 0.02 --vanilla-images 300 --energy-images 300 --threads 1
 """
