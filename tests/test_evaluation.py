@@ -96,3 +96,15 @@ def test_vanilla_agreement_counts_match_direct_comparison():
             )
         assert agree == direct
     assert sweep.as_dict()["agreement_with_ann"] == [a / 64 for a in sweep.agreement]
+
+
+def test_vanilla_sweep_counts_the_ann_on_the_same_images():
+    m = model().double()
+    data = batches(n=64)
+    sweep = sweep_vanilla(m, data, [1, 4], dtype=torch.float64, max_images=40)
+    with torch.no_grad():
+        x = torch.cat([b[0] for b in data])[:40].double()
+        y = torch.cat([b[1] for b in data])[:40]
+        expected = int((m(x).argmax(1) == y).sum())
+    assert sweep.ann_correct == expected and sweep.images == 40
+    assert first_reaching(sweep) == first_reaching(sweep, expected / 40)

@@ -213,6 +213,11 @@ class VanillaSweep:
     correct: list[int]
     images: int
     agreement: list[int]  # images whose vanilla prediction equals the ANN's, per T
+    ann_correct: int  # the ANN's correct predictions on the same images
+
+    @property
+    def ann_accuracy(self) -> float:
+        return self.ann_correct / max(self.images, 1)
 
     @property
     def accuracy(self) -> list[float]:
@@ -228,6 +233,7 @@ class VanillaSweep:
             "accuracy": self.accuracy,
             "correct": self.correct,
             "agreement_with_ann": self.agreement_rate,
+            "ann_accuracy": self.ann_accuracy,
             "images": self.images,
         }
 
@@ -252,6 +258,7 @@ def sweep_vanilla(
     index = torch.tensor([t - 1 for t in steps], device=device)
     correct = torch.zeros(len(steps), dtype=torch.int64)
     agree = torch.zeros(len(steps), dtype=torch.int64)
+    ann_correct = torch.zeros(1, dtype=torch.int64)
     seen = 0
     with torch.no_grad():
         for images, labels in take_images(batches, max_images):
@@ -260,16 +267,24 @@ def sweep_vanilla(
             prefix = vanilla.prefix_logits(x)
             preds = prefix.index_select(0, index).argmax(-1)  # [len(steps), B]
             correct += (preds == labels.to(device)).sum(1).cpu()
-            agree += (preds == ann(x).argmax(-1)).sum(1).cpu()
-    totals = reduce(torch.cat([correct, agree, torch.tensor([seen])]))
+            ann_pred = ann(x).argmax(-1)
+            agree += (preds == ann_pred).sum(1).cpu()
+            ann_correct += int((ann_pred == labels.to(device)).sum())
+    totals = reduce(torch.cat([correct, agree, ann_correct, torch.tensor([seen])]))
     n = len(steps)
     return VanillaSweep(
-        steps, [int(c) for c in totals[:n]], int(totals[-1]), [int(a) for a in totals[n:-1]]
+        steps,
+        [int(c) for c in totals[:n]],
+        int(totals[-1]),
+        [int(a) for a in totals[n : 2 * n]],
+        int(totals[2 * n]),
     )
 
 
-def first_reaching(sweep: VanillaSweep, target: float) -> int | None:
-    """Smallest swept T whose accuracy is at least ``target`` (None if none is)."""
+def first_reaching(sweep: VanillaSweep, target: float | None = None) -> int | None:
+    """Smallest swept T whose accuracy is at least ``target`` (default: the ANN's accuracy on
+    the same images); None if none is."""
+    target = sweep.ann_accuracy if target is None else target
     for t, acc in zip(sweep.timesteps, sweep.accuracy):
         if acc >= target:
             return t

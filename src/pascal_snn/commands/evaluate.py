@@ -96,9 +96,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> tuple[dict[str, Any], Path]
             model, loader, timesteps, dtype=dtype, device=loaded.device, reduce=all_reduce_sum
         )
         result["vanilla"] = sweep.as_dict()
-        result["vanilla"]["timesteps_to_reach_ann"] = first_reaching(
-            sweep, equivalence.ann_accuracy
-        )
+        result["vanilla"]["timesteps_to_reach_ann"] = first_reaching(sweep)
     return result, loaded.out
 
 
