@@ -50,10 +50,11 @@ def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypat
     whole = train_adaptive(config(tmp_path / "whole"), PLAN, progress=False)
     run = tmp_path / "whole"
     al = json.loads((run / "al.json").read_text())
-    n_layers = len(qcfs_layers(whole["model"]))
-    assert whole["levels"] == al["levels"] and len(al["levels"]) == n_layers
+    n_layers = len(qcfs_layers(whole.run.model))
+    assert whole.levels == al["levels"] and len(al["levels"]) == n_layers
     assert set(al["levels"]) <= {1, 2}
-    assert [layer.L for _, layer in qcfs_layers(whole["model"])] == al["levels"]
+    assert [layer.L for _, layer in qcfs_layers(whole.run.model)] == al["levels"]
+    assert whole.run.selected_epoch == 3  # selected among the epochs at the per-layer L
     assert (run / "phase0" / "last.pt").is_file() and (run / "al_metric.png").is_file()
     last = load_checkpoint(run / "last.pt")
     assert last["phase"]["name"] == "adaptive" and last["phase"]["switch_epoch"] == 2
@@ -83,9 +84,9 @@ def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypat
     monkeypatch.setattr(adaptive, "train", real_train)
     assert load_checkpoint(tmp_path / "crashed" / "last.pt")["epoch"] == 2
     resumed = train_adaptive(config(tmp_path / "crashed"), PLAN, resume=True, progress=False)
-    assert resumed["levels"] == whole["levels"]
+    assert resumed.levels == whole.levels
     for (name, a), b in zip(
-        whole["model"].state_dict().items(), resumed["model"].state_dict().values()
+        whole.run.model.state_dict().items(), resumed.run.model.state_dict().values()
     ):
         if torch.is_tensor(a):
             assert torch.equal(a, b), name

@@ -126,12 +126,14 @@ def test_torchrun_two_processes_match_one_process(tmp_path):
     single_odd = evaluate_counts(model, torch.utils.data.DataLoader(odd, batch_size=7), cpu)
     assert all((r["correct"], r["total"]) == single_odd for r in ranks)
 
-    # the accuracy the DDP run measured after its last epoch, sharded over both ranks, equals
-    # one process evaluating the saved checkpoint on the whole test set
+    # the test accuracy the DDP run measured on its selected model, sharded over both ranks,
+    # equals one process evaluating that checkpoint (best.pt) on the whole test set
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2] and checkpoint["epoch"] == 2
-    single = evaluate_counts(model, torch.utils.data.DataLoader(test, batch_size=64), cpu)
-    assert (metrics[-1]["test_correct"], metrics[-1]["test_total"]) == single
+    result = json.loads((out / "result.json").read_text())
+    selected, _ = load_model(out / "best.pt")
+    single = evaluate_counts(selected, torch.utils.data.DataLoader(test, batch_size=64), cpu)
+    assert (result["test_correct"], result["test_total"]) == single
     assert single[1] == len(test)
 
 

@@ -24,8 +24,8 @@ from pascal_snn import ConfigError, qcfs_layers
 from pascal_snn.checkpoint import load_checkpoint, load_model
 from pascal_snn.cli import main
 from pascal_snn.config import RunConfig, load_yaml, parse_levels
-from pascal_snn.data import DATASETS, synthetic_datasets
-from pascal_snn.training import evaluate_ann, train
+from pascal_snn.data import DATASETS, DataSplits, split_indices, synthetic_datasets
+from pascal_snn.training import _select, evaluate_ann, train
 
 INFO = DATASETS["synthetic"]  # digits_cnn, 10 classes, 1 channel, 8×8
 
@@ -40,14 +40,24 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+VAL = 16  # held-out training images: 96 left, 6 steps of 16 per epoch
+
+
 @pytest.fixture(scope="module")
 def data():
-    train_set, test_set = synthetic_datasets(num_train=96, num_test=37)
-    return train_set, test_set, INFO
+    train_set, test_set = synthetic_datasets(num_train=96 + VAL, num_test=37)
+    return DataSplits.from_sets(train_set, test_set, INFO, val_images=VAL)
 
 
 def _config(out, **kw) -> RunConfig:
-    values = {"dataset": "synthetic", "epochs": 3, "batch_size": 16, "lr": 0.05, "width": 0.25}
+    values = {
+        "dataset": "synthetic",
+        "epochs": 3,
+        "batch_size": 16,
+        "lr": 0.05,
+        "width": 0.25,
+        "val_images": VAL,
+    }
     return RunConfig(out=str(out), **{**values, **kw})
 
 
@@ -72,30 +82,32 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 # ------------------------------------------------------------------------- in-process runs
 def test_same_seed_same_weights_other_seed_differs(tmp_path, data):
-    train(_config(tmp_path / "a", epochs=2), datasets=data)
-    train(_config(tmp_path / "b", epochs=2), datasets=data)
+    train(_config(tmp_path / "a", epochs=2), splits=data)
+    train(_config(tmp_path / "b", epochs=2), splits=data)
     assert_same_run(tmp_path / "a", tmp_path / "b")
-    train(_config(tmp_path / "c", epochs=2, seed=1), datasets=data)
+    train(_config(tmp_path / "c", epochs=2, seed=1), splits=data)
     with pytest.raises(AssertionError):
         assert_same_run(tmp_path / "a", tmp_path / "c")
 
 
 def test_run_folder_holds_config_checkpoints_and_metrics(tmp_path, data):
     out = tmp_path / "run"
-    result = train(_config(out, levels=[4, 4, 2, 2]), datasets=data)
+    result = train(_config(out, levels=[4, 4, 2, 2]), splits=data)
     assert sorted(p.name for p in out.iterdir()) == [
         "best.pt",
         "config.yaml",
         "last.pt",
         "metrics.jsonl",
+        "result.json",
     ]
     resolved = RunConfig.from_dict(load_yaml(out / "config.yaml"))
     assert resolved.model == "digits_cnn" and resolved.levels == [4, 4, 2, 2]
     assert resolved.weight_decay == INFO.weight_decay and resolved.epochs == 3
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2, 3]
-    assert set(lines[0]) >= {"epoch", "loss", "train_acc", "test_acc", "lr", "seconds"}
-    assert all(m["test_total"] == 37 for m in lines)
+    assert set(lines[0]) >= {"epoch", "loss", "train_acc", "val_acc", "lr", "seconds"}
+    assert not any(key.startswith("test") for m in lines for key in m)  # test set: once, at the end
+    assert all(m["val_total"] == VAL for m in lines)
     # one cosine schedule over all epochs, stepped per epoch: lr_e = lr·(1 + cos(π e/E))/2
     expected = [0.05 * (1 + math.cos(math.pi * e / 3)) / 2 for e in range(3)]
     assert [m["lr"] for m in lines] == pytest.approx(expected, rel=1e-12)
@@ -109,12 +121,57 @@ def test_run_folder_holds_config_checkpoints_and_metrics(tmp_path, data):
         "kwargs": {},
     }
     assert last["dataset"]["name"] == "synthetic" and last["config"] == resolved.to_dict()
-    best_epoch = max(lines, key=lambda m: m["test_acc"])["epoch"]
-    assert load_checkpoint(out / "best.pt")["epoch"] == best_epoch
-    assert result["test_acc"] == lines[-1]["test_acc"]
-    model, _ = load_model(out / "last.pt")
-    loader = DataLoader(data[1], batch_size=8)
-    assert evaluate_ann(model, loader, torch.device("cpu")) == lines[-1]["test_acc"]
+    best_val = max(m["val_acc"] for m in lines)
+    best_epoch = min(m["epoch"] for m in lines if m["val_acc"] == best_val)
+    assert load_checkpoint(out / "best.pt")["epoch"] == best_epoch == result.selected_epoch
+    assert result.val_acc == best_val and result.test_total == 37
+    model, _ = load_model(out / "best.pt")
+    loader = DataLoader(data.test, batch_size=8)
+    assert evaluate_ann(model, loader, torch.device("cpu")) == result.test_acc
+    assert json.loads((out / "result.json").read_text()) == result.as_dict()
+
+
+def test_the_test_set_is_read_once_on_the_selected_model(tmp_path, data, monkeypatch):
+    from pascal_snn import training
+
+    seen: list[int] = []
+    real = training.evaluate_counts
+
+    def counting(model, loader, device):
+        seen.append(len(loader.dataset))
+        return real(model, loader, device)
+
+    monkeypatch.setattr(training, "evaluate_counts", counting)
+    result = train(_config(tmp_path / "run"), splits=data)
+    assert seen == [VAL, VAL, VAL, 37]  # validation after every epoch, the test set once
+    assert result.test_total == 37
+
+
+def test_selection_takes_the_best_validation_epoch_at_the_final_levels():
+    metrics = [
+        {"epoch": 1, "val_acc": 0.9},  # before the level switch: not a candidate
+        {"epoch": 2, "val_acc": 0.5},
+        {"epoch": 3, "val_acc": 0.7},
+        {"epoch": 4, "val_acc": 0.7},  # a tie goes to the earlier epoch
+    ]
+    assert _select(metrics, 0)["epoch"] == 1
+    assert _select(metrics, 1)["epoch"] == 3
+    no_val = [{"epoch": e, "val_acc": None} for e in (1, 2)]
+    assert _select(no_val, 0)["epoch"] == 2  # without validation images: the last epoch
+    assert _select(metrics, 4) is None
+
+
+def test_validation_split_is_seeded_disjoint_and_recorded(tmp_path):
+    train_idx, val_idx = split_indices(100, 10, seed=3)
+    assert (train_idx, val_idx) == split_indices(100, 10, seed=3)
+    assert split_indices(100, 10, seed=4)[1] != val_idx
+    assert len(val_idx) == 10 and sorted(set(train_idx) | set(val_idx)) == list(range(100))
+    budget, same_val = split_indices(100, 10, seed=3, train_images=20)
+    assert same_val == val_idx and len(budget) == 20 and set(budget) <= set(train_idx)
+    with pytest.raises(ConfigError, match="val_images must be in 0"):
+        split_indices(10, 10, seed=0)
+    with pytest.raises(ConfigError, match="train_images must be in 1"):
+        split_indices(10, 2, seed=0, train_images=9)
 
 
 class _Crash(BaseException):
@@ -122,7 +179,7 @@ class _Crash(BaseException):
 
 
 def test_resume_after_crash_mid_epoch_is_bit_identical(tmp_path, data, monkeypatch):
-    train(_config(tmp_path / "whole"), datasets=data)
+    train(_config(tmp_path / "whole"), splits=data)
     real = F.cross_entropy
     calls = {"n": 0}
 
@@ -134,16 +191,16 @@ def test_resume_after_crash_mid_epoch_is_bit_identical(tmp_path, data, monkeypat
 
     monkeypatch.setattr(F, "cross_entropy", crashing)
     with pytest.raises(_Crash):
-        train(_config(tmp_path / "cut"), datasets=data)
+        train(_config(tmp_path / "cut"), splits=data)
     monkeypatch.undo()
     assert load_checkpoint(tmp_path / "cut" / "last.pt")["epoch"] == 1
-    result = train(_config(tmp_path / "cut"), datasets=data, resume=True)
-    assert not result["already_finished"]
+    result = train(_config(tmp_path / "cut"), splits=data, resume=True)
+    assert not result.already_finished
     assert_same_run(tmp_path / "whole", tmp_path / "cut")
     lines = (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2, 3]
-    again = train(_config(tmp_path / "cut"), datasets=data, resume=True)
-    assert again["already_finished"] and again["test_acc"] == result["test_acc"]
+    again = train(_config(tmp_path / "cut"), splits=data, resume=True)
+    assert again.already_finished and again.test_acc == result.test_acc
 
 
 def test_level_schedule_callback_phase_and_plan(tmp_path, data):
@@ -154,12 +211,13 @@ def test_level_schedule_callback_phase_and_plan(tmp_path, data):
 
     config = _config(tmp_path / "run", levels=4, level_schedule=[(2, [4, 2, 2, 1])])
     phase, plan = {"name": "retrain"}, {"levels": [4, 2, 2, 1], "switch_epoch": 2}
-    result = train(config, datasets=data, on_epoch_start=on_epoch_start, phase=phase, plan=plan)
+    result = train(config, splits=data, on_epoch_start=on_epoch_start, phase=phase, plan=plan)
     assert seen == [(0, [4] * 4), (1, [4] * 4), (2, [4, 2, 2, 1])]
     last = load_checkpoint(tmp_path / "run" / "last.pt")
     assert last["levels"] == [4, 2, 2, 1] and last["phase"] == phase and last["plan"] == plan
-    assert [layer.L for _, layer in qcfs_layers(result["model"])] == [4, 2, 2, 1]
-    lrs = [m["lr"] for m in result["metrics"]]
+    assert [layer.L for _, layer in qcfs_layers(result.model)] == [4, 2, 2, 1]
+    assert result.selected_epoch == 3  # only an epoch at the final levels may be selected
+    lrs = [m["lr"] for m in result.metrics]
     assert lrs[2] < lrs[1] < lrs[0]  # the switch does not restart the cosine schedule
 
 
@@ -174,7 +232,7 @@ def test_level_schedule_callback_phase_and_plan(tmp_path, data):
 def test_bad_settings_write_nothing(tmp_path, data, change, message):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match=message):
-        train(_config(out, **change), datasets=data)
+        train(_config(out, **change), splits=data)
     assert not out.exists()
 
 
@@ -182,28 +240,28 @@ def test_unwritable_out_is_a_clear_error(tmp_path, data):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(ConfigError, match="cannot create output folder"):
-        train(_config(blocker / "run"), datasets=data)
+        train(_config(blocker / "run"), splits=data)
 
 
 def test_existing_run_and_resume_mismatch_are_refused(tmp_path, data):
     out = tmp_path / "run"
     with pytest.raises(ConfigError, match="nothing to resume"):
-        train(_config(out), datasets=data, resume=True)
-    train(_config(out, epochs=1), datasets=data)
+        train(_config(out), splits=data, resume=True)
+    train(_config(out, epochs=1), splits=data)
     before = (out / "last.pt").read_bytes()
     with pytest.raises(ConfigError, match="already holds a run"):
-        train(_config(out, epochs=1), datasets=data)
+        train(_config(out, epochs=1), splits=data)
     with pytest.raises(ConfigError, match=r"lr: run has 0\.05, you gave 0\.1"):
-        train(_config(out, epochs=1, lr=0.1), datasets=data, resume=True)
+        train(_config(out, epochs=1, lr=0.1), splits=data, resume=True)
     assert (out / "last.pt").read_bytes() == before
 
 
 def test_evaluate_ann_counts_and_restores_mode(data):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10)).train()
-    loader = DataLoader(data[1], batch_size=5)
-    images = torch.stack([data[1][i][0] for i in range(len(data[1]))])
-    labels = torch.tensor([data[1][i][1] for i in range(len(data[1]))])
+    loader = DataLoader(data.test, batch_size=5)
+    images = torch.stack([data.test[i][0] for i in range(len(data.test))])
+    labels = torch.tensor([data.test[i][1] for i in range(len(data.test))])
     expected = (model(images).argmax(1) == labels).sum().item() / len(labels)
     assert evaluate_ann(model, loader, torch.device("cpu")) == expected
     assert model.training

@@ -25,12 +25,13 @@ from pascal_snn import distributed
 from pascal_snn.al.plan import plan_levels
 from pascal_snn.al.plot import save_metric_plot
 from pascal_snn.checkpoint import load_model
-from pascal_snn.config import RunConfig
+from pascal_snn.config import RunConfig, resolve
+from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError
 from pascal_snn.io import ensure_dir, write_json
-from pascal_snn.training import train
+from pascal_snn.training import TrainResult, train
 
-__all__ = ["AdaptivePlan", "switch_epoch", "train_adaptive"]
+__all__ = ["AdaptivePlan", "AdaptiveResult", "switch_epoch", "train_adaptive"]
 
 PHASE0 = "phase0"
 AL_FILE = "al.json"
@@ -73,19 +74,29 @@ def _uniform_level(config: RunConfig) -> int:
     return config.levels
 
 
+@dataclasses.dataclass
+class AdaptiveResult:
+    """Algorithm 4's outcome: the retrained run (phases 1–2), the per-layer L it switched to at
+    ``switch_epoch`` (0-based), and the AL report the plan came from."""
+
+    run: TrainResult
+    levels: list[int]
+    switch_epoch: int
+    al: dict[str, Any]
+
+
 def train_adaptive(
     config: RunConfig,
     plan: AdaptivePlan,
     *,
     resume: bool = False,
     progress: bool | None = None,
-    datasets: tuple[Dataset, Dataset, Any] | None = None,
-    al_train_set: Dataset | None = None,
-) -> dict[str, Any]:
-    """Run Algorithm 4 into ``config.out``; return the outcome of phases 1–2 plus the AL plan.
+    splits: DataSplits | None = None,
+) -> AdaptiveResult:
+    """Run Algorithm 4 into ``config.out``.
 
-    ``datasets``: prebuilt ``(train, test, info)`` for the training runs (default: built from
-    ``config``); ``al_train_set``: the un-augmented training images for the AL metric.
+    ``splits``: prebuilt data for every step (default: built from ``config``); the AL metric
+    reads its un-augmented training images (never the validation or test images).
     """
     if not config.out:
         raise ConfigError("no run folder: give --out RUN_DIR")
@@ -93,6 +104,22 @@ def train_adaptive(
     run_dir = Path(config.out)
     if not resume and (run_dir / "last.pt").exists():
         raise ConfigError(f"'{run_dir}' already holds a run; pass --resume or another --out")
+    if splits is None:
+        from pascal_snn.data import build_splits
+
+        splits = build_splits(
+            config.dataset,
+            val_images=config.val_images,
+            seed=config.val_seed,
+            train_images=config.train_images,
+            data_dir=config.data_dir,
+            download=config.download,
+            augment=config.augment,
+            image_size=config.image_size,
+        )
+    config = resolve(config, splits.info)  # epochs etc. known before any work
+    assert config.epochs is not None
+    switch = switch_epoch(config.epochs, plan.switch_fraction)
     if distributed.is_main_process():
         ensure_dir(run_dir)
 
@@ -109,10 +136,10 @@ def train_adaptive(
             progress=progress,
             phase={"name": "uniform", "L": level},
             plan=dataclasses.asdict(plan),
-            datasets=datasets,
+            splits=splits,
         )
-        model = outcome0["model"]
-        source = str(run_dir / PHASE0 / "last.pt")
+        model = outcome0.model
+        source = str(run_dir / PHASE0 / "best.pt")
 
     # AL: metric → clusters → per-layer L (read back if a previous attempt finished it)
     al_path = run_dir / AL_FILE
@@ -120,13 +147,9 @@ def train_adaptive(
         report = json.loads(al_path.read_text())
         levels = [int(v) for v in report["levels"]]
     else:
-        report, levels = _plan(model, config, plan, source, run_dir, al_train_set)
+        report, levels = _plan(model, config, plan, source, run_dir, splits.plain_train)
 
     # phases 1–2: from scratch, uniform L for round(p·E) epochs, then the per-layer L
-    epochs = config.epochs
-    if epochs is None:
-        raise ConfigError("adaptive training needs --epochs")
-    switch = switch_epoch(epochs, plan.switch_fraction)
     main_cfg = dataclasses.replace(config, level_schedule=[(switch, levels)])
     outcome = train(
         main_cfg,
@@ -134,10 +157,9 @@ def train_adaptive(
         progress=progress,
         phase={"name": "adaptive", "uniform_L": level, "switch_epoch": switch},
         plan={**dataclasses.asdict(plan), "levels": levels, "phase0": source},
-        datasets=datasets,
+        splits=splits,
     )
-    outcome.update(levels=levels, switch_epoch=switch, al=report)
-    return outcome
+    return AdaptiveResult(run=outcome, levels=levels, switch_epoch=switch, al=report)
 
 
 def _plan(
@@ -146,18 +168,8 @@ def _plan(
     plan: AdaptivePlan,
     source: str,
     run_dir: Path,
-    train_set: Dataset | None,
+    train_set: Dataset,
 ) -> tuple[dict[str, Any], list[int]]:
-    if train_set is None:
-        from pascal_snn.data import build_datasets
-
-        train_set, _, _ = build_datasets(
-            config.dataset,
-            data_dir=config.data_dir,
-            download=config.download,
-            augment=False,
-            image_size=config.image_size,
-        )
     device = distributed.resolve_device(config.device)
     al = plan_levels(
         model.to(device),

@@ -53,6 +53,9 @@ RUN_DEFINING = (
     "seed",
     "width",
     "model_kwargs",
+    "val_images",
+    "val_seed",
+    "train_images",
 )
 
 
@@ -65,6 +68,9 @@ class RunConfig:
     uses ``levels`` (Algorithm 4: ``[(round(p·epochs), per_layer_L)]``); before the first entry
     it uses ``levels``. One cosine learning-rate schedule spans all epochs regardless.
     ``batch_size`` is per process (torchvision convention under torchrun).
+    ``val_images`` training images are held out (seeded by ``val_seed``) to select the model
+    on (None: the data set's default; 0: none, the last epoch is selected); ``train_images``
+    trains on a seeded subset of the rest (a smaller budget; None: all of them).
     """
 
     model: str | None = None
@@ -86,13 +92,18 @@ class RunConfig:
     device: str | None = None
     workers: int = 0
     out: str | None = None
+    val_images: int | None = None
+    val_seed: int = 0
+    train_images: int | None = None
 
     def __post_init__(self) -> None:
         self.levels = _check_levels(self.levels, "levels")
         self.level_schedule = _check_schedule(self.level_schedule)
-        for name in ("image_size", "epochs", "batch_size"):
+        for name in ("image_size", "epochs", "batch_size", "train_images"):
             _check_int(name, getattr(self, name), minimum=1, optional=True)
+        _check_int("val_images", self.val_images, minimum=0, optional=True)
         _check_int("seed", self.seed, minimum=0)
+        _check_int("val_seed", self.val_seed, minimum=0)
         _check_int("workers", self.workers, minimum=0)
         for name in ("lr", "weight_decay", "momentum", "width"):
             setattr(self, name, _check_float(name, getattr(self, name)))
@@ -196,6 +207,7 @@ def resolve(config: RunConfig, info: Any) -> RunConfig:
             config.weight_decay if config.weight_decay is not None else float(info.weight_decay)
         ),
         epochs=config.epochs if config.epochs is not None else int(info.epochs),
+        val_images=(config.val_images if config.val_images is not None else int(info.val_images)),
         batch_size=(
             config.batch_size
             if config.batch_size is not None

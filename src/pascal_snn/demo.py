@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Subset
 
 from pascal_snn.adaptive import AdaptivePlan, train_adaptive
 from pascal_snn.config import RunConfig
-from pascal_snn.data import build_datasets
+from pascal_snn.data import build_splits
 from pascal_snn.energy import energy_report
 from pascal_snn.energy.plot import energy_breakdown_figure, spike_rate_figure
 from pascal_snn.evaluation import evaluate_equivalence, first_reaching, sweep_vanilla
@@ -93,19 +93,18 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
     began = time.perf_counter()
     if settings.threads is not None:
         torch.set_num_threads(settings.threads)
-    train_set, test_set, info = build_datasets(
-        settings.dataset, data_dir=settings.data_dir, image_size=settings.image_size
+    splits = build_splits(
+        settings.dataset,
+        seed=0,
+        train_images=settings.train_images,  # a fixed random subset: a smaller budget
+        data_dir=settings.data_dir,
+        image_size=settings.image_size,
     )
-    plain_train, _, _ = build_datasets(
-        settings.dataset, data_dir=settings.data_dir, image_size=settings.image_size, augment=False
-    )
-    if settings.train_images is not None:  # a fixed random subset: a smaller training budget
-        keep = torch.randperm(len(train_set), generator=torch.Generator().manual_seed(0))
-        keep = keep[: settings.train_images].sort().values.tolist()
-        train_set = Subset(train_set, keep)
-        plain_train = Subset(plain_train, keep)
+    info = splits.info
+    test_set = splits.test
     if settings.test_images is not None:  # the first N test images, for every figure
         test_set = Subset(test_set, range(min(settings.test_images, len(test_set))))
+    splits = dataclasses.replace(splits, test=test_set)
     epochs = settings.resolved_epochs(info.epochs)
     model_name = settings.model or info.default_model
     config = RunConfig(
@@ -122,6 +121,8 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         seed=settings.seed,
         device=settings.device,
         out=str(out / "uniform"),
+        val_images=info.val_images,
+        train_images=settings.train_images,
     )
     stage = _Stages(log, 6)
 
@@ -130,8 +131,8 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         f"{info.name} for {epochs} epochs"
     )
     _fresh(out / "uniform")
-    uniform = train(config, datasets=(train_set, test_set, info), progress=progress)
-    model: nn.Module = uniform["model"]
+    uniform = train(config, splits=splits, progress=progress)
+    model: nn.Module = uniform.model
     device = next(model.parameters()).device
     test_loader = DataLoader(test_set, batch_size=256)
 
@@ -165,7 +166,7 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         clusters=settings.clusters,
         cluster_levels=settings.cluster_levels,
         switch_fraction=settings.switch_fraction,
-        init_checkpoint=str(out / "uniform" / "last.pt"),
+        init_checkpoint=str(out / "uniform" / "best.pt"),
     )
     _fresh(out / "adaptive")
     adaptive_cfg = dataclasses.replace(config, out=str(out / "adaptive"))
@@ -173,11 +174,10 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         adaptive_cfg,
         plan,
         progress=progress,
-        datasets=(train_set, test_set, info),
-        al_train_set=plain_train,
+        splits=splits,
     )
     shutil.copyfile(out / "adaptive" / "al_metric.png", out / "al_metric.png")
-    al_model: nn.Module = adaptive["model"]
+    al_model: nn.Module = adaptive.run.model
     al64 = evaluate_equivalence(al_model, test_loader, torch.float64, device)
     al32 = evaluate_equivalence(al_model, test_loader, torch.float32, device)
 
@@ -195,7 +195,9 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         "model": model_name,
         "width": settings.width,
         "image_size": info.image_size,
-        "train_images": len(train_set),  # type: ignore[arg-type]
+        "train_images": len(splits.train),  # type: ignore[arg-type]
+        "val_images": info.val_images,
+        "selected_epoch": uniform.selected_epoch,
         "test_images": exact64.images,
         "epochs": epochs,
         "ann_accuracy": exact32.ann_accuracy,
@@ -212,9 +214,10 @@ def run_demo(settings: DemoSettings, log: Log = _stderr, progress: bool | None =
         },
         "energy": _energy_summary(energy_uniform),
         "adaptive": {
-            "levels": list(adaptive["levels"]),
-            "switch_epoch": adaptive["switch_epoch"],
-            "al": adaptive["al"],
+            "levels": list(adaptive.levels),
+            "switch_epoch": adaptive.switch_epoch,
+            "selected_epoch": adaptive.run.selected_epoch,
+            "al": adaptive.al,
             "ann_accuracy": al32.ann_accuracy,
             "snn_accuracy": al32.snn_accuracy,
             "agreement": al64.agreement_rate,

@@ -8,20 +8,27 @@ Determinism: every epoch draws its randomness from ``(seed, epoch)`` alone — t
 are reseeded at the start of each epoch and the sampler shuffles with ``seed + epoch`` — so a run
 resumed from an epoch boundary equals an uninterrupted one bit for bit (on CPU).
 
+Model selection (SPEC §7): every epoch is scored on a seeded validation split of the training
+images (:mod:`pascal_snn.data.splits`); the test set is evaluated once, after the last epoch, on
+the selected model.
+
 Run folder: ``config.yaml`` (the resolved config, written at start), ``last.pt`` after every
-epoch, ``best.pt`` whenever the test accuracy improves, and ``metrics.jsonl`` (one line per
-epoch). Every file is written atomically; ``best.pt`` before ``last.pt``, so a run killed at any
-point resumes from a consistent state.
+epoch, ``best.pt`` whenever the validation accuracy improves, ``metrics.jsonl`` (one line per
+epoch) and ``result.json`` (the selected epoch and its test accuracy). Every file is written
+atomically; ``best.pt`` before ``last.pt``, so a run killed at any point resumes from a
+consistent state.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import random
 import sys
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +42,14 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from pascal_snn import distributed
 from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pascal_snn.config import RUN_DEFINING, RunConfig, check_same_run, resolve, write_config
+from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError, DataError
-from pascal_snn.io import atomic_write_text, ensure_dir
+from pascal_snn.io import atomic_write_text, ensure_dir, write_json
 from pascal_snn.qcfs import clamp_thresholds, qcfs_layers, set_levels
 
 __all__ = [
     "EpochCallback",
+    "TrainResult",
     "build_model",
     "epoch_seed",
     "evaluate_ann",
@@ -55,7 +64,7 @@ EpochCallback = Callable[[int, nn.Module], None]
 """Called as ``callback(epoch, model)`` at the start of every 0-based epoch (after the level
 schedule is applied); may change the model's levels or the caller's ``phase`` dict."""
 
-LAST, BEST, METRICS = "last.pt", "best.pt", "metrics.jsonl"
+LAST, BEST, METRICS, RESULT = "last.pt", "best.pt", "metrics.jsonl", "result.json"
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -251,6 +260,11 @@ def evaluate_ann(model: nn.Module, loader: DataLoader, device: torch.device) -> 
 
 
 # ---------------------------------------------------------------------------- progress display
+def _val_text(record: Mapping[str, Any]) -> str:
+    value = record.get("val_acc")
+    return "val –" if value is None else f"val {value:.2%}"
+
+
 class _Progress:
     """Live bar (loss/acc/ETA) on a terminal, one plain line per epoch otherwise; rank 0 only."""
 
@@ -299,7 +313,7 @@ class _Progress:
             return
         line = (
             f"epoch {record['epoch']}/{self.epochs}  loss {record['loss']:.4f}  "
-            f"train {record['train_acc']:.2%}  test {record['test_acc']:.2%}  "
+            f"train {record['train_acc']:.2%}  {_val_text(record)}  "
             f"lr {record['lr']:.4g}  {record['seconds']:.1f}s"
         )
         if self.live is not None:
@@ -313,6 +327,56 @@ class _Progress:
 
 
 # ---------------------------------------------------------------------------- the run
+@dataclass
+class TrainResult:
+    """The outcome of a run: the selected model and its one test-set evaluation.
+
+    ``selected_epoch`` is the epoch (1-based) with the best validation accuracy among the
+    epochs trained at the run's final levels (the last epoch when there is no validation set);
+    ``model`` holds its weights, in eval mode, on the training device.
+    """
+
+    run_dir: str
+    epochs: int
+    selected_epoch: int
+    val_acc: float | None
+    test_acc: float
+    test_correct: int
+    test_total: int
+    metrics: list[dict[str, Any]]
+    already_finished: bool
+    model: nn.Module
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary (``RUN_DIR/result.json``); the model and metrics left out."""
+        return {
+            "run_dir": self.run_dir,
+            "epochs": self.epochs,
+            "selected_epoch": self.selected_epoch,
+            "val_acc": self.val_acc,
+            "test_acc": self.test_acc,
+            "test_correct": self.test_correct,
+            "test_total": self.test_total,
+        }
+
+
+def selectable_from(config: RunConfig) -> int:
+    """First 0-based epoch whose model may be selected: the start of the final levels (a model
+    from before a level switch has other levels than the run delivers)."""
+    return config.level_schedule[-1][0] if config.level_schedule else 0
+
+
+def _select(metrics: list[dict[str, Any]], first: int) -> dict[str, Any] | None:
+    """The record of the selected epoch: best ``val_acc`` (earliest on ties) from ``first`` on,
+    or the last record when there is no validation set."""
+    eligible = [m for m in metrics if m["epoch"] > first]
+    if not eligible:
+        return None
+    if eligible[-1].get("val_acc") is None:
+        return eligible[-1]
+    return max(eligible, key=lambda m: (m["val_acc"], -m["epoch"]))
+
+
 def train(
     config: RunConfig | Mapping[str, Any],
     *,
@@ -320,20 +384,22 @@ def train(
     on_epoch_start: EpochCallback | None = None,
     phase: dict[str, Any] | None = None,
     plan: dict[str, Any] | None = None,
-    datasets: tuple[Dataset, Dataset, Any] | None = None,
+    splits: DataSplits | None = None,
     progress: bool | None = None,
-) -> dict[str, Any]:
-    """Train ``config`` into the run folder ``config.out``; return the outcome.
+) -> TrainResult:
+    """Train ``config`` into the run folder ``config.out``; select on validation, test once.
 
     ``resume``: continue from ``out/last.pt`` (run-defining settings must match the run's); a
     finished run returns at once with ``already_finished=True``. ``on_epoch_start`` and
     ``config.level_schedule`` are the hooks for adaptive training (Algorithm 4); ``phase`` and
     ``plan`` are stored in every checkpoint (on resume they default to the checkpoint's).
-    ``datasets``: prebuilt ``(train, test, DatasetInfo)`` instead of ``config.dataset``.
+    ``splits``: prebuilt data (:class:`~pascal_snn.data.DataSplits`) instead of building
+    ``config.dataset``; its validation set must have ``config.val_images`` images.
     ``progress``: None = rank 0 only. Works unchanged under ``torchrun`` (DDP).
 
-    Returns ``{"run_dir", "epochs", "test_acc", "best_acc", "best_epoch", "metrics",
-    "already_finished", "model"}`` (accuracies in [0, 1]; ``model`` unwrapped, on its device).
+    Every epoch is scored on the validation images; ``best.pt`` holds the selected epoch
+    (:func:`selectable_from`); after the last epoch the selected model is evaluated once on the
+    test set and ``result.json`` written.
     """
     config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
     if not config.out:
@@ -341,20 +407,29 @@ def train(
     run_dir = Path(config.out)
     device = distributed.resolve_device(config.device)
     world = distributed.init_distributed(device)
-    if datasets is None:
-        from pascal_snn import data
+    if splits is None:
+        from pascal_snn.data import build_splits
 
-        datasets = data.build_datasets(
+        splits = build_splits(
             config.dataset,
+            val_images=config.val_images,
+            seed=config.val_seed,
+            train_images=config.train_images,
             data_dir=config.data_dir,
             download=config.download,
             augment=config.augment,
             image_size=config.image_size,
         )
-    train_set, test_set, info = datasets
+    info = splits.info
     config = resolve(config, info)
     assert config.epochs and config.batch_size and config.lr is not None
-    assert config.weight_decay is not None
+    assert config.weight_decay is not None and config.val_images is not None
+    held_out = 0 if splits.val is None else len(splits.val)  # type: ignore[arg-type]
+    if held_out != config.val_images:
+        raise ConfigError(
+            f"the prebuilt validation set has {held_out} images but the run config says "
+            f"val_images={config.val_images}; build the splits from the same config"
+        )
 
     # --- validate everything before the first byte is written
     checkpoint: dict[str, Any] | None = None
@@ -378,16 +453,24 @@ def train(
         )
     model = build_model(config, info)
     start = 0
+    metrics: list[dict[str, Any]] = []
     if checkpoint is not None:
         load_weights(model, checkpoint["model"], source=f"checkpoint '{run_dir / LAST}'")
         start = int(checkpoint["epoch"])
-        if start >= config.epochs:
-            model.to(device).eval()
-            return _outcome(run_dir, config, checkpoint.get("metrics", []), model, True)
+        metrics = [dict(m) for m in checkpoint.get("metrics", [])]
     ensure_dir(run_dir)
     main = distributed.is_main_process()
-
     model.to(device)
+    pin = device.type == "cuda"
+    eval_loader = functools.partial(
+        distributed.sharded_loader,
+        batch_size=config.batch_size,
+        workers=config.workers,
+        pin_memory=pin,
+    )
+    if start >= config.epochs:
+        return _finish(run_dir, config, model, metrics, eval_loader(splits.test), device, True)
+
     optimizer = torch.optim.SGD(
         model.parameters(),
         lr=config.lr,
@@ -395,11 +478,9 @@ def train(
         weight_decay=config.weight_decay,
     )
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
-    metrics: list[dict[str, Any]] = []
     if checkpoint is not None:
         optimizer.load_state_dict(checkpoint["optimizer"])
         scheduler.load_state_dict(checkpoint["scheduler"])
-        metrics = [dict(m) for m in checkpoint.get("metrics", [])]
         if checkpoint.get("rng"):
             _set_rng_state(checkpoint["rng"])
     net: nn.Module = model
@@ -408,9 +489,10 @@ def train(
             model, device_ids=[device.index] if device.type == "cuda" else None
         )
 
-    pin = device.type == "cuda"
-    loader, sampler = train_loader(train_set, config.batch_size, config.seed, config.workers, pin)
-    test_loader = distributed.sharded_loader(test_set, config.batch_size, config.workers, pin)
+    loader, sampler = train_loader(
+        splits.train, config.batch_size, config.seed, config.workers, pin
+    )
+    val_loader = None if splits.val is None else eval_loader(splits.val)
     if main:
         write_config(config, run_dir)
         for stale in run_dir.glob(".*.pt.*.tmp"):  # left by a run killed mid-write
@@ -419,6 +501,7 @@ def train(
     show = main if progress is None else (progress and main)
     bar = _Progress(show, config.epochs, start, len(loader))
     arch = _arch(config, info)
+    first = selectable_from(config)
     try:
         for epoch in range(start, config.epochs):
             began = time.perf_counter()
@@ -432,16 +515,16 @@ def train(
             stats = train_one_epoch(
                 net, loader, optimizer, device, on_step=bar.step if bar.live else None
             )
-            correct, total = evaluate_counts(net, test_loader, device)
+            val = None if val_loader is None else evaluate_counts(net, val_loader, device)
             scheduler.step()
-            best = max((m["test_acc"] for m in metrics), default=-1.0)
+            previous = _select(metrics, first)
             record = {
                 "epoch": epoch + 1,
                 "loss": stats["loss"],
                 "train_acc": stats["train_acc"],
-                "test_acc": correct / max(total, 1),
-                "test_correct": correct,
-                "test_total": total,
+                "val_acc": None if val is None else val[0] / max(val[1], 1),
+                "val_correct": None if val is None else val[0],
+                "val_total": None if val is None else val[1],
                 "lr": lr,
                 "seconds": time.perf_counter() - began,
             }
@@ -465,7 +548,7 @@ def train(
                     "phase": phase,
                     "plan": plan,
                 }
-                if record["test_acc"] > best:
+                if _select(metrics, first) is not previous:
                     save_checkpoint(run_dir / BEST, state)
                 save_checkpoint(run_dir / LAST, state)
                 _write_metrics(run_dir, metrics)
@@ -473,25 +556,44 @@ def train(
     finally:
         bar.close()
     distributed.barrier()
-    model.eval()
-    return _outcome(run_dir, config, metrics, model, False)
+    return _finish(run_dir, config, model, metrics, eval_loader(splits.test), device, False)
 
 
 def _write_metrics(run_dir: Path, metrics: list[dict[str, Any]]) -> None:
     atomic_write_text(run_dir / METRICS, "".join(json.dumps(m) + "\n" for m in metrics))
 
 
-def _outcome(
-    run_dir: Path, config: RunConfig, metrics: list[Any], model: nn.Module, finished: bool
-) -> dict[str, Any]:
-    best = max(metrics, key=lambda m: m["test_acc"], default=None)
-    return {
-        "run_dir": str(run_dir),
-        "epochs": int(config.epochs or 0),
-        "test_acc": metrics[-1]["test_acc"] if metrics else float("nan"),
-        "best_acc": best["test_acc"] if best else float("nan"),
-        "best_epoch": best["epoch"] if best else 0,
-        "metrics": list(metrics),
-        "already_finished": finished,
-        "model": model,
-    }
+def _finish(
+    run_dir: Path,
+    config: RunConfig,
+    model: nn.Module,
+    metrics: list[dict[str, Any]],
+    test_loader: DataLoader,
+    device: torch.device,
+    already_finished: bool,
+) -> TrainResult:
+    """Load the selected epoch's weights (``best.pt``), evaluate the test set once, write
+    ``result.json`` (every rank evaluates its shard; rank 0 writes)."""
+    selected = _select(metrics, selectable_from(config))
+    if selected is None:
+        raise ConfigError(f"run '{run_dir}' has no epoch to select; train it first")
+    if selected["epoch"] != len(metrics):  # the last epoch's weights are the model already
+        best = load_checkpoint(run_dir / BEST)
+        load_weights(model, best["model"], source=f"checkpoint '{run_dir / BEST}'")
+    model.to(device).eval()
+    correct, total = evaluate_counts(model, test_loader, device)
+    result = TrainResult(
+        run_dir=str(run_dir),
+        epochs=int(config.epochs or 0),
+        selected_epoch=int(selected["epoch"]),
+        val_acc=selected.get("val_acc"),
+        test_acc=correct / max(total, 1),
+        test_correct=correct,
+        test_total=total,
+        metrics=list(metrics),
+        already_finished=already_finished,
+        model=model,
+    )
+    if distributed.is_main_process():
+        write_json(run_dir / RESULT, result.as_dict())
+    return result

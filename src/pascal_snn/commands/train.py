@@ -48,6 +48,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--lr", type=float, help="initial learning rate (default: recipe)")
     parser.add_argument("--weight-decay", type=float, help="SGD weight decay (default: recipe)")
     parser.add_argument("--seed", type=int, help="random seed (default 0)")
+    parser.add_argument(
+        "--val-images",
+        type=int,
+        help="training images held out to select the model on (default: data set recipe, "
+        "e.g. 5000 for Fashion-MNIST, 144 for digits; 0: select the last epoch)",
+    )
+    parser.add_argument("--val-seed", type=int, help="seed of the validation split (default 0)")
+    parser.add_argument(
+        "--train-images",
+        type=int,
+        help="train on a seeded random subset of this many training images (default: all)",
+    )
     parser.add_argument("--width", type=float, help="channel width multiplier (default 1.0)")
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder (required)")
     parser.add_argument("--config", metavar="YAML", help="run configuration file (YAML)")
@@ -207,15 +219,15 @@ def _run_adaptive(args: argparse.Namespace) -> int:
     try:
         result = train_adaptive(config, plan, resume=args.resume)
         if distributed.is_main_process():
-            _report(result)
+            _report(result.run)
             _adaptive_summary(result, config)
     finally:
         distributed.destroy_distributed()
     return 0
 
 
-def _adaptive_summary(result: dict[str, Any], config: RunConfig) -> None:
-    """Per-layer L, ANN accuracy and PASC equivalence of the final model → adaptive.json."""
+def _adaptive_summary(result: Any, config: RunConfig) -> None:
+    """Per-layer L, ANN accuracy and PASC equivalence of the selected model → adaptive.json."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -226,30 +238,31 @@ def _adaptive_summary(result: dict[str, Any], config: RunConfig) -> None:
     _, test_set, _ = build_datasets(
         config.dataset, data_dir=config.data_dir, augment=False, image_size=config.image_size
     )
-    model = result["model"]
+    model = result.run.model
     device = next(model.parameters()).device
     pasc = evaluate_equivalence(model, DataLoader(test_set, batch_size=256), torch.float64, device)
     summary = {
-        "levels": result["levels"],
-        "switch_epoch": result["switch_epoch"],
+        "levels": result.levels,
+        "switch_epoch": result.switch_epoch,
         "ann_accuracy": pasc.ann_accuracy,
         "pasc": pasc.as_dict(),
-        "al": result["al"],
+        "al": result.al,
     }
-    write_json(Path(result["run_dir"]) / "adaptive.json", summary)
-    print(f"per-layer L: {','.join(map(str, result['levels']))}")
+    write_json(Path(result.run.run_dir) / "adaptive.json", summary)
+    print(f"per-layer L: {','.join(map(str, result.levels))}")
     print(
         f"PASC SNN accuracy {pasc.snn_accuracy:.2%}, agreement with the ANN "
         f"{pasc.agreement}/{pasc.images} (float64)"
     )
 
 
-def _report(result: dict[str, Any]) -> None:
-    epochs = result["epochs"]
-    if result["already_finished"]:
-        print(f"run '{result['run_dir']}' already finished all {epochs} epochs; nothing to do")
+def _report(result: Any) -> None:
+    """Print the selected model's test accuracy (``result`` is a TrainResult)."""
+    if result.already_finished:
+        print(f"run '{result.run_dir}' already finished all {result.epochs} epochs; nothing to do")
+    val = "" if result.val_acc is None else f", validation {result.val_acc:.2%}"
     print(
-        f"ANN test accuracy: {result['test_acc']:.2%} after {epochs} epochs "
-        f"(best {result['best_acc']:.2%} at epoch {result['best_epoch']})"
+        f"ANN test accuracy: {result.test_acc:.2%} ({result.test_correct}/{result.test_total}) "
+        f"of the model selected at epoch {result.selected_epoch}/{result.epochs}{val}"
     )
-    print(f"run folder: {result['run_dir']}")
+    print(f"run folder: {result.run_dir}")

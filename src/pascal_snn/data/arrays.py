@@ -13,7 +13,14 @@ from torch.utils.data import Dataset
 
 from pascal_snn.errors import ConfigError
 
-__all__ = ["ArrayDataset", "RandomShift", "pad_images", "resolve_padded_size"]
+__all__ = [
+    "ArrayDataset",
+    "Chain",
+    "RandomHorizontalFlip",
+    "RandomShift",
+    "pad_images",
+    "resolve_padded_size",
+]
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
@@ -80,6 +87,33 @@ class RandomShift:
 
     def __repr__(self) -> str:
         return f"RandomShift(padding={self.padding})"
+
+
+class RandomHorizontalFlip:
+    """Mirror the image left-right with probability ½ (torch's global generator, as
+    :class:`RandomShift`). For data whose classes are unchanged by a mirror (clothes, objects);
+    not for digits."""
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        return image.flip(-1) if bool(torch.randint(0, 2, ())) else image
+
+    def __repr__(self) -> str:
+        return "RandomHorizontalFlip()"
+
+
+class Chain:
+    """Apply transforms in order (torchvision's ``Compose`` without importing torchvision)."""
+
+    def __init__(self, *transforms: Transform) -> None:
+        self.transforms = transforms
+
+    def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            image = transform(image)
+        return image
+
+    def __repr__(self) -> str:
+        return f"Chain({', '.join(map(repr, self.transforms))})"
 
 
 def resolve_padded_size(name: str, native: int, image_size: int | None) -> int:

@@ -15,7 +15,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pascal_snn.data.arrays import ArrayDataset, RandomShift, pad_images, resolve_padded_size
+from pascal_snn.data.arrays import (
+    ArrayDataset,
+    Chain,
+    RandomHorizontalFlip,
+    RandomShift,
+    pad_images,
+    resolve_padded_size,
+)
 from pascal_snn.data.idx import read_idx
 from pascal_snn.data.locations import cache_dir, download_file
 from pascal_snn.errors import DataError
@@ -41,6 +48,7 @@ class MnistSource:
     system_folders: tuple[Path, ...]
     install_hint: str
     classes: tuple[str, ...]
+    mirror: bool = False  # a horizontal flip keeps every class (training augmentation)
 
     def default_folders(self) -> tuple[Path, ...]:
         return (*self.system_folders, cache_dir(self.name))
@@ -71,6 +79,7 @@ SOURCES = {
             "Bag",
             "Ankle boot",
         ),
+        mirror=True,
     ),
 }
 
@@ -165,8 +174,8 @@ def mnist_datasets(
     """Train/test sets of ``name`` ("mnist" or "fashion-mnist"), the folder used, the size.
 
     ``image_size`` > 28 zero-pads symmetrically. Training augmentation: random crop with
-    padding 2 (shifts of up to 2 pixels, zero fill); no flips (digits and clothes have a
-    handedness).
+    padding 2 (shifts of up to 2 pixels, zero fill); for Fashion-MNIST also a random horizontal
+    flip (a mirrored shirt is a shirt; a mirrored digit is not a digit, so MNIST gets none).
     """
     source = SOURCES[name]
     size = resolve_padded_size(name, NATIVE_SIZE, image_size)
@@ -177,7 +186,10 @@ def mnist_datasets(
         images = torch.from_numpy(arrays[f"{split}_images"]).unsqueeze(1)
         return pad_images(images, size), torch.from_numpy(arrays[f"{split}_labels"])
 
-    train_transform = RandomShift(CROP_PADDING) if augment else None
+    train_transform: Chain | RandomShift | None = None
+    if augment:
+        shift = RandomShift(CROP_PADDING)
+        train_transform = Chain(shift, RandomHorizontalFlip()) if source.mirror else shift
     train = ArrayDataset(
         *tensors("train"), max_value=255, transform=train_transform, classes=source.classes
     )
