@@ -15,6 +15,7 @@ from pascal_snn.models import create, load_reference_weights, names
 
 # (name, builder kwargs, input shape [C, H, W]) — every zoo model and its stems/heads/pools.
 ZOO = [
+    ("cnn6", {}, (1, 28, 28)),
     ("digits_cnn", {}, (1, 8, 8)),
     ("mnist_cnn", {}, (1, 28, 28)),
     ("vgg16", {}, (3, 32, 32)),
@@ -24,18 +25,25 @@ ZOO = [
     ("resnet34", {}, (3, 32, 32)),
     ("resnet34", {"stem": "imagenet"}, (3, 32, 32)),
 ]
-QCFS_COUNT = {"digits_cnn": 4, "mnist_cnn": 4, "vgg16": 15, "resnet18": 17, "resnet34": 33}
+QCFS_COUNT = {
+    "cnn6": 6,
+    "digits_cnn": 4,
+    "mnist_cnn": 4,
+    "vgg16": 15,
+    "resnet18": 17,
+    "resnet34": 33,
+}
 W = 0.0625  # width of the models in the reference-weight tests
 IDS = [f"{n}-{'-'.join(kw.values()) or 'default'}" for n, kw, _ in ZOO]
 
 
 def small(name: str, kw: dict, shape: tuple[int, ...], classes: int = 10, **extra) -> nn.Module:
-    width = {"digits_cnn": 0.25, "mnist_cnn": 0.25, "vgg16": 0.125}.get(name, 0.0625)
+    width = {"cnn6": 0.5, "digits_cnn": 0.25, "mnist_cnn": 0.25, "vgg16": 0.125}.get(name, 0.0625)
     return create(name, classes, in_channels=shape[0], width=width, **kw, **extra)
 
 
 def test_names_lists_every_model():
-    assert names() == ["digits_cnn", "mnist_cnn", "resnet18", "resnet34", "vgg16"]
+    assert names() == ["cnn6", "digits_cnn", "mnist_cnn", "resnet18", "resnet34", "vgg16"]
 
 
 @pytest.mark.parametrize(("name", "kw", "shape"), ZOO, ids=IDS)
@@ -93,7 +101,7 @@ def test_qcfs_layers_in_forward_order_and_per_layer_levels(name, kw, shape):
 
 
 def test_create_options_and_errors():
-    with pytest.raises(ConfigError, match="digits_cnn, mnist_cnn, resnet18, resnet34, vgg16"):
+    with pytest.raises(ConfigError, match="cnn6, digits_cnn, mnist_cnn, resnet18, resnet34, vgg16"):
         create("vgg17", 10)
     # None kwargs are dropped: builder defaults apply (AvgPool, CIFAR head / stem).
     vgg = create("vgg16", 10, width=0.125, head=None, pool=None, in_channels=None, L=None)

@@ -15,13 +15,14 @@ from torch import nn
 
 from pascal_snn.errors import ConfigError
 from pascal_snn.models.resnet import resnet18, resnet34
-from pascal_snn.models.small import digits_cnn, mnist_cnn
+from pascal_snn.models.small import cnn6, digits_cnn, mnist_cnn
 from pascal_snn.models.vgg import vgg16
 
 __all__ = ["create", "names"]
 
 _BUILDERS: MappingProxyType[str, Callable[..., nn.Module]] = MappingProxyType(
     {
+        "cnn6": cnn6,
         "digits_cnn": digits_cnn,
         "mnist_cnn": mnist_cnn,
         "resnet18": resnet18,
