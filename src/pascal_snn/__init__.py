@@ -2,9 +2,11 @@
 
 Train with :class:`QCFS` activations, then :func:`convert` the model: the PASC spiking network
 gives the ANN's logits with T = L timesteps per layer. A ReLU model of your own (torchvision's
-included): :func:`qcfsify` → :func:`load_relu_weights` → fine-tune → :func:`convert`.
+included): :func:`qcfsify` → :func:`load_relu_weights` → :func:`calibrate_thresholds` →
+fine-tune → :func:`convert`.
 """
 
+from pascal_snn.calibration import calibrate_thresholds
 from pascal_snn.convert import Mode, PascNetwork, VanillaNetwork, convert
 from pascal_snn.errors import (
     CheckpointError,
@@ -28,6 +30,7 @@ __all__ = [
     "PascNetwork",
     "PascalError",
     "VanillaNetwork",
+    "calibrate_thresholds",
     "convert",
     "load_relu_weights",
     "qcfs_layers",
