@@ -136,7 +136,7 @@ def test_relu6_below_six_fixed_theta_and_determinism():
     a = calibrate_thresholds(q, _batches(images), num_images=10)
     b = calibrate_thresholds(q, _batches(images), num_images=10)
     assert a == b  # deterministic for a given image order
-    q1, q2 = _expected(relu_model, images, 99.9)
+    _, q2 = _expected(relu_model, images, 99.9)
     assert q2 < 6 and abs(a.layers[1].theta - q2) <= LogHistogram().relative_error * q2
     fixed = calibrate_thresholds(q, _batches(images), num_images=10, relu6_theta=6.0)
     assert fixed.layers[1].theta == 6.0 and fixed.layers[1].source == "relu6-fixed"

@@ -247,13 +247,13 @@ def test_untraceable_mode_dependent_and_empty_models_are_refused():
         def forward(self, x):
             return F.dropout(F.relu(self.conv(x)), 0.5, training=self.training)
 
-    with pytest.raises(ConversionError, match="could not be traced with torch.fx"):
+    with pytest.raises(ConversionError, match=r"could not be traced with torch\.fx"):
         qcfsify(Branchy())
     with pytest.raises(ConversionError, match="different graph in train and eval"):
         qcfsify(ModeDependent())
     with pytest.raises(ConversionError, match="no ReLU or ReLU6"):
         qcfsify(nn.Sequential(nn.Conv2d(3, 3, 1), nn.Flatten()))
-    with pytest.raises(ConversionError, match="nn.Module"):
+    with pytest.raises(ConversionError, match=r"nn\.Module"):
         qcfsify(torch.relu)  # type: ignore[arg-type]
 
 

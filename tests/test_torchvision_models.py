@@ -82,7 +82,7 @@ def test_levels_theta_and_errors():
         ({"name": "torchvision:resnet18", "width": 0.5}, "no width multiplier"),
         ({"name": "torchvision:resnet18", "foo": 1}, r"does not take option\(s\) foo"),
         ({"name": "torchvision:resnet18", "L": [4, 4]}, "exactly 17 values"),
-        ({"name": "torchvision:efficientnet_b0"}, r"(?s)SiLU ×49.*module 'features\.0\.2' \(SiLU\)"),
+        ({"name": "torchvision:efficientnet_b0"}, r"(?s)SiLU ×49.*'features\.0\.2' \(SiLU\)"),
         ({"name": "torchvision:mobilenet_v3_small"}, "Hardswish ×"),
         ({"name": "nope"}, "torchvision:<name>"),
     ):
@@ -113,7 +113,8 @@ def test_torchvision_relu_weights_load_and_checkpoint_round_trip(tmp_path):
         "width": None,
         "kwargs": {"stem": "cifar"},
     }
-    save_checkpoint(tmp_path / "c.pt", {"model": small.state_dict(), "arch": arch, "levels": levels})
+    state = {"model": small.state_dict(), "arch": arch, "levels": levels}
+    save_checkpoint(tmp_path / "c.pt", state)
     loaded, _ = load_model(tmp_path / "c.pt")
     y = torch.rand(2, 1, 8, 8)
     with torch.no_grad():

@@ -664,7 +664,7 @@ def load_relu_weights(
 
 
 def _tensorish(value: object) -> bool:
-    return isinstance(value, torch.Tensor) or isinstance(value, Mapping)  # extra_state: a dict
+    return isinstance(value, (torch.Tensor, Mapping))  # extra_state: a dict
 
 
 def _shown(keys: Iterable[str]) -> str:
