@@ -306,6 +306,15 @@ def test_existing_qcfs_is_kept_and_shared_relu_modules_split():
     assert set(qcfs_sites(q)) == {"3", "3_2"}
 
 
+def test_qcfsify_again_keeps_the_earlier_sites():
+    inner = qcfsify(nn.Sequential(nn.Conv2d(3, 3, 1), nn.ReLU6()), L=2)
+    outer = qcfsify(nn.Sequential(inner, nn.Conv2d(3, 3, 1), nn.ReLU()), L=3)
+    sites = qcfs_sites(outer)
+    assert list(sites) == ["0.1", "2"]
+    assert sites["0.1"].kind is SiteKind.RELU6 and sites["2"].kind is SiteKind.RELU
+    assert [layer.L for _, layer in qcfs_layers(outer)] == [2, 3]
+
+
 def test_result_survives_deepcopy_and_state_dict_round_trip():
     q = qcfsify(_relu_model(), L=2)
     clone = copy.deepcopy(q)

@@ -575,18 +575,33 @@ def qcfsify(
     gm.graph.lint()
     gm.delete_all_unused_submodules()
     gm.recompile()
-    gm.meta[META_KEY] = infos
+    # sites of an earlier qcfsify (a qcfsified model qcfsified again) keep their record
+    known = {**qcfs_sites(model), **infos}
+    gm.meta[META_KEY] = {
+        str(node.target): known[str(node.target)]
+        for node in gm.graph.nodes
+        if node.op == "call_module" and str(node.target) in known
+    }
     return gm.train(training)
 
 
 def qcfs_sites(model: nn.Module) -> dict[str, SiteInfo]:
-    """The call sites :func:`qcfsify` replaced (name → :class:`SiteInfo`), in forward order.
+    """The call sites :func:`qcfsify` replaced (name → :class:`SiteInfo`).
 
-    Empty for a model that did not come from ``qcfsify`` (e.g. one written with QCFS).
+    Forward order for a model qcfsified as a whole; qcfsified submodules follow with their
+    path as prefix. Empty for a model that did not come from ``qcfsify`` (e.g. one written
+    with QCFS modules directly).
     """
-    meta = getattr(model, "meta", None)
-    found = meta.get(META_KEY) if isinstance(meta, Mapping) else None
-    return dict(found) if isinstance(found, Mapping) else {}
+    out: dict[str, SiteInfo] = {}
+    for prefix, module in model.named_modules():
+        meta = getattr(module, "meta", None)
+        found = meta.get(META_KEY) if isinstance(meta, Mapping) else None
+        if not isinstance(found, Mapping):
+            continue
+        for name, info in found.items():
+            full = f"{prefix}.{name}" if prefix else str(name)
+            out.setdefault(full, dataclasses.replace(info, name=full))
+    return out
 
 
 # --------------------------------------------------------------------------- ReLU weights
