@@ -1,9 +1,12 @@
 """pascal-snn: exact ANN-to-SNN conversion with PASCAL (Ramesh & Srinivasan, TMLR 2025).
 
 Train with :class:`QCFS` activations, then :func:`convert` the model: the PASC spiking network
-gives the ANN's logits with T = L timesteps per layer.
+gives the ANN's logits with T = L timesteps per layer. A ReLU model of your own (torchvision's
+included): :func:`qcfsify` → :func:`load_relu_weights` → :func:`calibrate_thresholds` →
+fine-tune → :func:`convert`.
 """
 
+from pascal_snn.calibration import calibrate_thresholds
 from pascal_snn.convert import Mode, PascNetwork, VanillaNetwork, convert
 from pascal_snn.errors import (
     CheckpointError,
@@ -13,6 +16,7 @@ from pascal_snn.errors import (
     PascalError,
 )
 from pascal_snn.qcfs import QCFS, qcfs_layers, set_levels
+from pascal_snn.qcfsify import load_relu_weights, qcfs_sites, qcfsify
 
 __version__ = "0.1.0"
 
@@ -26,7 +30,11 @@ __all__ = [
     "PascNetwork",
     "PascalError",
     "VanillaNetwork",
+    "calibrate_thresholds",
     "convert",
+    "load_relu_weights",
     "qcfs_layers",
+    "qcfs_sites",
+    "qcfsify",
     "set_levels",
 ]
