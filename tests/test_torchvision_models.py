@@ -126,10 +126,11 @@ def test_torchvision_relu_weights_load_and_checkpoint_round_trip(tmp_path):
 @pytest.mark.slow
 def test_train_command_path_with_a_torchvision_model(tmp_path):
     from pascal_snn.config import RunConfig
-    from pascal_snn.data import DATASETS, synthetic_datasets
+    from pascal_snn.data import DATASETS, DataSplits, synthetic_datasets
     from pascal_snn.training import train
 
-    data = (*synthetic_datasets(num_train=48, num_test=16), DATASETS["synthetic"])
+    train_set, test_set = synthetic_datasets(num_train=56, num_test=16)
+    data = DataSplits.from_sets(train_set, test_set, DATASETS["synthetic"], val_images=8)
     config = RunConfig(
         out=str(tmp_path / "run"),
         dataset="synthetic",
@@ -138,9 +139,10 @@ def test_train_command_path_with_a_torchvision_model(tmp_path):
         epochs=1,
         batch_size=16,
         lr=0.01,
+        val_images=8,
     )
     torch.set_num_threads(1)
-    train(config, datasets=data)
+    train(config, splits=data)
     model, state = load_model(tmp_path / "run" / "best.pt")
     assert state["arch"]["name"] == "torchvision:resnet18"
     assert len(qcfs_layers(model)) == 17
