@@ -10,6 +10,7 @@ from pascal_snn.adaptive import AdaptivePlan, switch_epoch, train_adaptive
 from pascal_snn.checkpoint import load_checkpoint
 from pascal_snn.config import RunConfig
 from pascal_snn.errors import ConfigError
+from pascal_snn.training import train
 
 
 def config(out, **kw):
@@ -90,3 +91,74 @@ def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypat
     ):
         if torch.is_tensor(a):
             assert torch.equal(a, b), name
+
+
+def _activity(model, images, labels):
+    """Per-QCFS-layer share of non-zero outputs and the loss on one batch (eval mode)."""
+    shares = []
+    hooks = [
+        layer.register_forward_hook(lambda m, i, o: shares.append(float((o > 0).float().mean())))
+        for _, layer in qcfs_layers(model)
+    ]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        loss = float(torch.nn.functional.cross_entropy(model(images), labels))
+    model.train(was_training)
+    for hook in hooks:
+        hook.remove()
+    return shares, loss
+
+
+def test_the_switch_to_smaller_levels_keeps_every_layer_firing(tmp_path):
+    """Regression: Algorithm 4 diverged (ResNet-18 on Fashion-MNIST, loss NaN) when layers
+    switched from L = 4 to L = 1 at a fixed θ: the first firing threshold θ/(2L) rose fourfold,
+    the layers fell silent, the loss jumped to chance and the gradients by four orders of
+    magnitude. The switch now keeps each layer's spike value θ/L (θ·L'/L), so the switched
+    network computes what it did below its new ceiling."""
+    from torch.utils.data import DataLoader
+
+    from pascal_snn.data import DATASETS, DataSplits, synthetic_datasets
+
+    train_set, test_set = synthetic_datasets(num_train=160, num_test=32)
+    splits = DataSplits.from_sets(train_set, test_set, DATASETS["synthetic"], val_images=32)
+    images, labels = next(iter(DataLoader(splits.plain_train, batch_size=128)))
+    base = dict(epochs=2, batch_size=32, val_images=32, levels=4)
+    seen = {}
+
+    def probe(epoch, model):  # called after the epoch's levels are applied
+        if epoch == 1:
+            seen["post"] = _activity(model, images, labels)
+            seen["theta"] = [float(layer.theta) for _, layer in qcfs_layers(model)]
+
+    schedule = [(1, [1, 1, 1, 1])]
+    switched = config(tmp_path / "switched", **base, level_schedule=schedule)
+    train(switched, splits=splits, on_epoch_start=probe, progress=False)
+    # the same first epoch without a switch (epoch 1 of a cosine schedule runs at lr either way)
+    reference = train(config(tmp_path / "one", **{**base, "epochs": 1}), splits=splits)
+    pre_shares, pre_loss = _activity(reference.model, images, labels)
+    thetas = [float(layer.theta) for _, layer in qcfs_layers(reference.model)]
+    assert seen["theta"] == pytest.approx([t / 4 for t in thetas], rel=1e-6)
+    post_shares, post_loss = seen["post"]
+    for layer, (pre, post) in enumerate(zip(pre_shares, post_shares)):
+        assert post >= 0.5 * pre, f"layer {layer} fell silent at the switch: {pre:.2f} → {post:.2f}"
+    assert post_loss <= pre_loss + 0.5
+
+
+def test_switch_levels_keeps_the_spike_value_and_the_low_levels():
+    from torch import nn
+
+    from pascal_snn import QCFS
+    from pascal_snn.qcfs import switch_levels
+
+    model = nn.Sequential(QCFS(4, 2.0), QCFS(2, 3.0)).double()
+    z = torch.linspace(-1, 4, 1001, dtype=torch.float64)
+    before = [layer(z) for layer in model]
+    assert switch_levels(model, [1, 8]) == [1, 8]
+    assert [float(m.theta / m.L) for m in model] == [0.5, 1.5]  # θ* unchanged
+    for layer, old, (L_old, spike) in zip(model, before, [(4, 0.5), (2, 1.5)]):
+        below = z < (min(layer.L, L_old) + 0.5) * spike  # under both ceilings
+        assert torch.equal(layer(z)[below], old[below])
+    thetas = [float(m.theta) for m in model]
+    switch_levels(model, [1, 8])  # the same levels again (every epoch, a resume): no change
+    assert [float(m.theta) for m in model] == thetas

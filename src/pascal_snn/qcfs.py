@@ -21,6 +21,7 @@ __all__ = [
     "level_index",
     "qcfs_layers",
     "set_levels",
+    "switch_levels",
     "validate_level",
 ]
 
@@ -154,4 +155,25 @@ def set_levels(model: nn.Module, levels: int | Sequence[int]) -> list[int]:
             )
     for (_, layer), value in zip(layers, values):
         layer.L = value
+    return values
+
+
+@torch.no_grad()
+def switch_levels(model: nn.Module, levels: int | Sequence[int]) -> list[int]:
+    """Change every QCFS layer's L mid-training (Algorithm 4's switch), keeping its spike value.
+
+    A layer going from ``L`` to ``L'`` gets ``θ' = θ·L'/L``, so ``θ* = θ/L`` — the value of one
+    spike and the firing thresholds ``(k − ½)·θ*`` of its lowest levels — is unchanged: on
+    ``z < (L' + ½)·θ*`` the layer computes exactly what it did, and it saturates at ``L'·θ*``.
+    With θ kept instead, the first threshold ``θ/(2L')`` jumps (4× for 4 → 1), the layer falls
+    silent, and training diverges (docs/design.md, "Algorithm 4's switch"). Layers whose L does
+    not change are untouched, so calling this again with the same levels (e.g. every epoch, or
+    after a resume) changes nothing. Returns the per-layer list applied.
+    """
+    layers = qcfs_layers(model)
+    before = [layer.L for _, layer in layers]
+    values = set_levels(model, levels)
+    for (_, layer), old, new in zip(layers, before, values):
+        if new != old:
+            layer.theta.mul_(new / old)
     return values

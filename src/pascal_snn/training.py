@@ -45,7 +45,7 @@ from pascal_snn.config import RUN_DEFINING, RunConfig, check_same_run, resolve, 
 from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import atomic_write_text, ensure_dir, write_json
-from pascal_snn.qcfs import clamp_thresholds, qcfs_layers, set_levels
+from pascal_snn.qcfs import clamp_thresholds, qcfs_layers, set_levels, switch_levels
 
 __all__ = [
     "EpochCallback",
@@ -505,7 +505,7 @@ def train(
     try:
         for epoch in range(start, config.epochs):
             began = time.perf_counter()
-            set_levels(model, config.levels_at(epoch))
+            switch_levels(model, config.levels_at(epoch))  # keeps θ/L at a level change
             if on_epoch_start is not None:
                 on_epoch_start(epoch, model)
             seed_epoch(config.seed, epoch, distributed.rank())
