@@ -399,7 +399,13 @@ class _Annotator:
         return self.inherit(node, Kind.LINEAR)
 
     def _reshape(self, node: fx.Node) -> NodeInfo:
-        return self.inherit(node, Kind.RESHAPE)
+        result = self.inherit(node, Kind.RESHAPE)
+        ids = self.ids.get(self.data(node))
+        if ids is None:
+            return result
+        assert result.shape is not None
+        self.ids[node] = ids.reshape(1, *result.shape)
+        return replace(result, code=self.code_of(self.ids[node]))
 
     def _select(self, node: fx.Node) -> NodeInfo:
         data = self.data(node)
