@@ -27,7 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the grammar lives in tests/
 
-from tests.fuzz_models import check  # noqa: E402
+from tests.fuzz_models import check
 
 
 def main() -> None:

@@ -355,9 +355,7 @@ class _Builder:
         fits = []
         for name in self.matmuls:
             mod = self.modules[name]
-            if isinstance(mod, nn.Linear) and shape[-1] == mod.in_features:
-                fits.append(name)
-            elif (
+            if (isinstance(mod, nn.Linear) and shape[-1] == mod.in_features) or (
                 isinstance(mod, nn.modules.conv._ConvNd)
                 and len(shape) == mod.weight.dim() - 1
                 and shape[0] == mod.in_channels

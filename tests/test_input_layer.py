@@ -77,7 +77,7 @@ def test_the_converted_input_layer_matches_the_float32_ann_exactly():
         lambda m, i, o: levels.update(ann=level_index(o, L, m.theta.to(o.dtype)))
     )
     snn = convert(model, example_input=x)
-    (name, layer), *_ = snn.if_layers()
+    (_name, layer), *_ = snn.if_layers()
     assert layer.from_image and layer.t_in == 1
     layer.register_forward_hook(
         lambda m, i, o: levels.update(snn=(o != 0).reshape(L, 8, 64).sum(0))
