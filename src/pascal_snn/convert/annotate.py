@@ -44,6 +44,7 @@ from pascal_snn.convert.ops import (
     refuse,
 )
 from pascal_snn.convert.shapes import TensorShape, propagate
+from pascal_snn.errors import ConversionError, DataError
 from pascal_snn.qcfs import QCFS
 
 __all__ = ["Annotation", "Carrier", "NodeInfo", "annotate", "check", "copy_graph", "info"]
@@ -146,9 +147,18 @@ class _Annotator:
                 seen[str(node.target)] += 1
                 k = seen[str(node.target)]
                 node.meta[SITE] = str(node.target) if k == 1 else f"{node.target}#{k}"
-            self._check_batch_size_uses(node)
             kind = self.kinds[node]
-            node.meta[META] = getattr(self, f"_{kind.value}")(node)
+            try:
+                self._check_batch_size_uses(node)
+                node.meta[META] = getattr(self, f"_{kind.value}")(node)
+            except (ConversionError, DataError):
+                raise
+            except Exception as exc:  # an unforeseen form: refuse it rather than guess
+                raise refuse(
+                    node,
+                    f"the converter cannot analyse this use of it ({type(exc).__name__}: {exc})",
+                    "write it with the supported operations, or report the model",
+                ) from exc
 
     def _check_batch_size_uses(self, node: fx.Node) -> None:
         """A value holding the batch size may only feed size arithmetic and reshapes (whose
@@ -221,6 +231,10 @@ class _Annotator:
             raise refuse(node, f"without a {what} it acts on every dim, the batch too", BATCH_TODO)
         values = self.value(raw)
         values = list(values) if isinstance(values, (list, tuple)) else [values]
+        if not values:  # dim=() or [] also means every dim
+            raise refuse(
+                node, f"with an empty {what} it acts on every dim, the batch too", BATCH_TODO
+            )
         if not all(isinstance(d, int) and not isinstance(d, bool) for d in values):
             raise refuse(node, f"its {what} {values} is not a list of integers")
         out = [_normalise(d, rank) for d in values]
@@ -479,7 +493,15 @@ class _Annotator:
         elif name == "roll":
             self.dims(node, arg(node, 2, "dims"), rank, "dims")
         elif name in ("transpose", "swapaxes", "swapdims"):
-            self.dims(node, [node.args[1], node.args[2]] if len(node.args) > 2 else None, rank)
+            pair = [
+                arg(node, 1, "dim0", arg(node, 1, "axis0")),
+                arg(node, 2, "dim1", arg(node, 2, "axis1")),
+            ]
+            self.dims(node, None if None in pair else pair, rank)
+        elif name in ("to", "type_as", "float", "double"):
+            dtypes = [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, torch.dtype)]
+            if any(not d.is_floating_point for d in dtypes):
+                raise refuse(node, "a cast of a spike train to a non-float type", "keep it a float")
         elif name in ("movedim", "moveaxis"):
             src, dst = self.value(arg(node, 1, "source")), self.value(arg(node, 2, "destination"))
             self.dims(node, list(src) if isinstance(src, (list, tuple)) else [src], rank)

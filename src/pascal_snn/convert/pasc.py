@@ -23,6 +23,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 from pascal_snn.convert.annotate import Annotation, info
 from pascal_snn.convert.build import Rewrite, share
 from pascal_snn.convert.ops import SUB_FUNCTIONS, refuse
+from pascal_snn.errors import ConversionError
 from pascal_snn.qcfs import QCFS
 from pascal_snn.spiking import (
     ChannelAffine,
@@ -145,5 +146,14 @@ def rewrite_pasc(source: fx.GraphModule, annotation: Annotation) -> fx.GraphModu
     """The PASC network of one annotated graph (a new GraphModule; ``source`` unchanged)."""
     rewrite = _Pasc(source, annotation)
     for node in list(rewrite.graph.nodes):
-        rewrite.node(node)
+        try:
+            rewrite.node(node)
+        except ConversionError:
+            raise
+        except Exception as exc:  # an unforeseen form: refuse it rather than guess
+            raise refuse(
+                node,
+                f"the converter cannot rewrite it ({type(exc).__name__}: {exc})",
+                "write it with the supported operations, or report the model",
+            ) from exc
     return rewrite.finish()
