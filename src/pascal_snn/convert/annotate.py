@@ -498,6 +498,14 @@ class _Annotator:
                 arg(node, 2, "dim1", arg(node, 2, "axis1")),
             ]
             self.dims(node, None if None in pair else pair, rank)
+        elif name in ("expand", "repeat"):
+            sizes = self.value(list(node.args[1:]))
+            sizes = (
+                list(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)) else sizes
+            )
+            keep = -1 if name == "expand" else 1
+            if len(sizes) != rank or sizes[0] != keep:
+                raise refuse(node, f"{name}{tuple(sizes)} acts on the batch dimension", BATCH_TODO)
         elif name in ("to", "type_as", "float", "double"):
             dtypes = [a for a in (*node.args, *node.kwargs.values()) if isinstance(a, torch.dtype)]
             if any(not d.is_floating_point for d in dtypes):

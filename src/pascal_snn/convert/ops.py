@@ -274,6 +274,18 @@ FUNCTION_KINDS: dict[Any, Kind] = {
         Kind.MAXPOOL,
     ),
 }
+FUNCTIONAL_LAYERS: frozenset[Any] = frozenset(
+    {
+        F.conv1d,
+        F.conv2d,
+        F.conv3d,
+        F.conv_transpose1d,
+        F.conv_transpose2d,
+        F.conv_transpose3d,
+        F.linear,
+        F.batch_norm,
+    }
+)
 # F.interpolate copies elements (nearest) or mixes them linearly (every other mode).
 INTERPOLATE_FUNCTIONS: frozenset[Any] = frozenset({F.interpolate, F.upsample})
 NEAREST_MODES = frozenset({"nearest", "nearest-exact"})
@@ -311,6 +323,8 @@ METHOD_KINDS: dict[str, Kind] = {
             "type_as",
             "float",
             "double",
+            "expand",
+            "repeat",
         ),
         Kind.SELECT,
     ),
@@ -416,6 +430,19 @@ def _module_kind(node: fx.Node, modules: Modules) -> Kind:
     if isinstance(module, nn.Upsample):
         return Kind.SELECT if module.mode in NEAREST_MODES else Kind.LINEAR
     kind = MODULE_KINDS.get(type(module))
+    if kind is None and isinstance(module, nn.modules.conv._ConvTransposeNd):
+        raise refuse(
+            node,
+            "transposed convolutions are linear but not supported by the converter yet",
+            "upsample with nn.Upsample followed by an nn.Conv layer",
+        )
+    if kind is None and isinstance(module, (*MATMUL_TYPES, *BATCHNORM_TYPES)):
+        raise refuse(
+            node,
+            f"{type(module).__name__} subclasses {type(module).__mro__[1].__name__} but may "
+            "compute something else",
+            f"use torch.nn's own {type(module).__mro__[1].__name__}",
+        )
     if kind is None:
         raise refuse(node, f"the layer {type(module).__name__} has no exact spiking equivalent")
     _check_module(node, module)
@@ -456,6 +483,13 @@ def _function_kind(node: fx.Node, trains: set[fx.Node]) -> Kind:
     if fn in INTERPOLATE_FUNCTIONS:
         return Kind.SELECT if arg(node, 4, "mode", "nearest") in NEAREST_MODES else Kind.LINEAR
     kind = FUNCTION_KINDS.get(fn)
+    if kind is None and fn in FUNCTIONAL_LAYERS:
+        raise refuse(
+            node,
+            "a functional convolution/linear/normalisation (or a custom subclass of an nn "
+            "layer whose forward calls one) is not a layer the converter can give a bias split",
+            "use the torch.nn modules (nn.Conv2d, nn.Linear, nn.BatchNorm2d, …)",
+        )
     if kind is None:
         raise refuse(node, "this function has no exact spiking equivalent")
     dropout = (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout)
