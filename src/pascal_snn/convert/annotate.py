@@ -336,8 +336,13 @@ class _Annotator:
                     return NodeInfo(Kind.SIZE, taint=(True,) + (False,) * (rank - 1))
                 return NodeInfo(Kind.SIZE, taint=_normalise(self.value(dim), rank) == 0)
             return NodeInfo(Kind.SIZE, taint=name in ("numel", "nelement"))
-        if node.target is operator.getitem and isinstance(info(node.args[0]).taint, tuple):  # type: ignore[arg-type]
-            taint = info(node.args[0]).taint  # type: ignore[arg-type]
+        base = node.args[0]
+        if (
+            node.target is operator.getitem
+            and isinstance(base, fx.Node)
+            and isinstance(info(base).taint, tuple)
+        ):
+            taint = info(base).taint
             assert isinstance(taint, tuple)
             picked = taint[self.value(node.args[1])]
             return NodeInfo(Kind.SIZE, taint=tuple(picked) if isinstance(picked, tuple) else picked)
@@ -365,8 +370,10 @@ class _Annotator:
         )
 
     def _matmul(self, node: fx.Node) -> NodeInfo:
+        data = self.data(node)
+        site = node.meta[SITE]
         return self.inherit(
-            node, Kind.MATMUL, t_in=self.t(self.data(node)), site=node.meta[SITE], carrier="real"
+            node, Kind.MATMUL, t_in=self.t(data), site=site, carrier="real", sources=()
         )
 
     def _affine(self, node: fx.Node) -> NodeInfo:
