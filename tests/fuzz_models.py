@@ -64,10 +64,14 @@ class Program(nn.Module):
         return regs[-1]
 
     def describe(self) -> str:
-        lines = [
-            f"r{i + 1} = {s.text.format(*[f'r{j}' for j in s.inputs])}"
-            for i, s in enumerate(self.steps)
-        ]
+        """The program, one register per line (``r0`` is the input)."""
+        lines = []
+        for i, step in enumerate(self.steps):
+            names = [f"r{j}" for j in step.inputs]
+            text = step.text
+            for k in range(text.count("{}")):
+                text = text.replace("{}", names[min(k, len(names) - 1)], 1)
+            lines.append(f"r{i + 1} = {text}")
         return "\n".join(lines)
 
 
