@@ -9,14 +9,7 @@ the energy model); whether a BatchNorm folds into the layer before it; and, for 
 operation would not be exact (``not_exact``), which the vanilla baseline does not care about.
 
 Anything that is exact in neither mode raises :class:`ConversionError` naming the node.
-
-Thermometer codes. A code of spike value ``s`` is a train whose first ``c`` steps are ``s`` and
-the rest 0. Per-step max over codes of *one* spike value is the code of the max, so max
-pooling is exact when every pooling window holds codes of one spike value. To decide that for
-any mix of reshapes, permutes, indexing and concatenations, the pass runs every code-keeping
-operation on an *id map*: a float tensor of the node's per-sample shape holding, per element,
-the index of its spike value (``-1``: not a code; ``-2``: a padded zero, which is the empty
-code of every spike value).
+Which values are thermometer codes (and so may be max pooled) is :mod:`.codes`'s business.
 """
 
 from __future__ import annotations
@@ -30,9 +23,9 @@ from fractions import Fraction
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import fx, nn
 
+from pascal_snn.convert.codes import CodeMaps
 from pascal_snn.convert.ops import (
     DIV_FUNCTIONS,
     NEG_FUNCTIONS,
@@ -51,9 +44,6 @@ __all__ = ["Annotation", "Carrier", "NodeInfo", "annotate", "check", "copy_graph
 
 META = "pascal"
 SITE = "pascal_site"
-NOT_CODE = -1.0
-WILDCARD = -2.0
-_BIG = 1e9
 
 Carrier = Literal["image", "spikes", "real"]
 Shape = tuple[int, ...]
@@ -135,8 +125,7 @@ class _Annotator:
         self.modules: Modules = dict(source.named_modules())
         self.kinds = kinds
         self.at2, self.at3 = at2, at3
-        self.ids: dict[fx.Node, Any] = {}  # id maps of code-keeping nodes
-        self.keys: list[Fraction] = []  # spike values, indexed by id
+        self.codes = CodeMaps(source, self.modules, self.at2.__getitem__, self._is_train)
         self.calls = Counter(str(n.target) for n in graph.nodes if n.op == "call_module")
 
     # -- driving ------------------------------------------------------------------------------
@@ -178,6 +167,10 @@ class _Annotator:
                 )
 
     # -- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _is_train(node: fx.Node) -> bool:
+        return info(node).t is not None
+
     def t(self, node: fx.Node) -> int:
         found = info(node).t
         assert found is not None
@@ -256,67 +249,6 @@ class _Annotator:
             base["shape"] = self.train_shape(node)
         return NodeInfo(kind, **base)
 
-    # -- thermometer codes --------------------------------------------------------------------
-    def key_id(self, key: Fraction) -> float:
-        if key not in self.keys:
-            self.keys.append(key)
-        return float(self.keys.index(key))
-
-    def code_of(self, ids: Any) -> tuple[Fraction, ...] | None:
-        if not isinstance(ids, torch.Tensor) or bool((ids == NOT_CODE).any()):
-            return None
-        present = sorted({int(v) for v in torch.unique(ids).tolist() if v >= 0})
-        return tuple(self.keys[i] for i in present)
-
-    def concrete(self, a: fx.Node) -> Any:
-        """A real value for an argument of a code-keeping op: an id map, a size, a constant."""
-        if a in self.ids:
-            return self.ids[a]
-        value = self.at2[a]
-        if self.kinds[a] is Kind.CONST and a.op == "get_attr":
-            attr: Any = self.source
-            for part in str(a.target).split("."):
-                attr = getattr(attr, part)
-            return attr.detach().cpu() if isinstance(attr, torch.Tensor) else attr
-        if isinstance(value, TensorShape) or info(a).t is not None:
-            raise LookupError  # a computed constant tensor, or a train without an id map
-        return value
-
-    def run_on_ids(self, node: fx.Node, **override: Any) -> Any:
-        """Run ``node``'s own operation on the id maps of its trains (None if not codes)."""
-        try:
-            args = fx.node.map_arg(node.args, self.concrete)
-            kwargs = fx.node.map_arg(node.kwargs, self.concrete)
-        except LookupError:
-            return None
-        kwargs = {**kwargs, **override}
-        with torch.no_grad():
-            if node.op == "call_module":
-                return self.modules[str(node.target)](*args, **kwargs)
-            if node.op == "call_method":
-                return getattr(args[0], str(node.target))(*args[1:], **kwargs)
-            target: Any = node.target
-            return target(*args, **kwargs)
-
-    def pooled(self, node: fx.Node, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per output of a max pooling: the largest and the smallest spike-value id in its
-        window, ignoring padded zeros (both ``-BIG`` / ``+BIG`` for an all-zero window)."""
-        wild = ids == WILDCARD
-        hi = self.run_on_ids_with(node, torch.where(wild, -_BIG, ids))
-        lo = -self.run_on_ids_with(node, -torch.where(wild, _BIG, ids))
-        return hi, lo
-
-    def run_on_ids_with(self, node: fx.Node, ids: torch.Tensor) -> torch.Tensor:
-        data = self.data(node)
-        saved = self.ids.get(data)
-        self.ids[data] = ids
-        try:
-            out = self.run_on_ids(node)
-        finally:
-            self.ids[data] = saved
-        assert isinstance(out, torch.Tensor)
-        return out
-
     # -- handlers, one per kind ---------------------------------------------------------------
     def _input(self, node: fx.Node) -> NodeInfo:
         shape = self.train_shape(node)
@@ -355,7 +287,7 @@ class _Annotator:
         data = self.data(node)
         shape = self.train_shape(node)
         key = Fraction(float(module.theta.detach())) / module.L
-        self.ids[node] = torch.full((1, *shape), self.key_id(key), dtype=torch.float64)
+        self.codes.neuron(node, shape, key)
         site = node.meta[SITE]
         return NodeInfo(
             Kind.NEURON,
@@ -421,12 +353,9 @@ class _Annotator:
 
     def _reshape(self, node: fx.Node) -> NodeInfo:
         result = self.inherit(node, Kind.RESHAPE)
-        ids = self.ids.get(self.data(node))
-        if ids is None:
-            return result
         assert result.shape is not None
-        self.ids[node] = ids.reshape(1, *result.shape)
-        return replace(result, code=self.code_of(self.ids[node]))
+        self.codes.reshape(node, self.data(node), result.shape)
+        return replace(result, code=self.codes.spike_values(node))
 
     def _select(self, node: fx.Node) -> NodeInfo:
         data = self.data(node)
@@ -437,15 +366,9 @@ class _Annotator:
             self._check_index(node, data)
         else:
             self._check_select_dims(node, data)
-        override = self._wildcard_pad(node)
-        if override is None:
-            ids = self.run_on_ids(node) if data in self.ids else None
-        else:
-            ids = override
         result = self.inherit(node, Kind.SELECT)
-        if ids is not None:
-            self.ids[node] = ids
-        return replace(result, code=self.code_of(ids))
+        self.codes.run(node, data)
+        return replace(result, code=self.codes.spike_values(node))
 
     def _pick(self, node: fx.Node, data: fx.Node) -> NodeInfo:
         """An element (or a slice) of a tuple of trains."""
@@ -453,14 +376,11 @@ class _Annotator:
         assert parts is not None
         index: Any = node.args[1]
         picked: Any = parts[index]
-        ids = self.ids.get(data)
-        if ids is not None:
-            self.ids[node] = ids[index]
+        self.codes.pick(node, data, index)
         if isinstance(index, slice):
             return self.inherit(node, Kind.SELECT, parts=tuple(picked))
         return replace(
-            self.inherit(node, Kind.SELECT, shape=picked),
-            code=self.code_of(self.ids.get(node)),
+            self.inherit(node, Kind.SELECT, shape=picked), code=self.codes.spike_values(node)
         )
 
     def _check_index(self, node: fx.Node, data: fx.Node) -> None:
@@ -546,31 +466,6 @@ class _Annotator:
                 node, "pixel shuffling a tensor without a channel dim moves the batch", BATCH_TODO
             )
 
-    def _wildcard_pad(self, node: fx.Node) -> torch.Tensor | None:
-        """Zero padding pads id maps with the wildcard (a zero is every spike value's code)."""
-        data = self.data(node)
-        ids = self.ids.get(data)
-        if ids is None:
-            return None
-        module = self.modules.get(str(node.target)) if node.op == "call_module" else None
-        if isinstance(
-            module,
-            (
-                nn.ZeroPad1d,
-                nn.ZeroPad2d,
-                nn.ZeroPad3d,
-                nn.ConstantPad1d,
-                nn.ConstantPad2d,
-                nn.ConstantPad3d,
-            ),
-        ):
-            padded: torch.Tensor = F.pad(ids, module.padding, value=WILDCARD)
-            return padded
-        if node.target is F.pad and arg(node, 2, "mode", "constant") == "constant":
-            padded = F.pad(ids, self.value(arg(node, 1, "pad")), value=WILDCARD)
-            return padded
-        return None
-
     def _split(self, node: fx.Node) -> NodeInfo:
         data = self.data(node)
         rank = self.rank(data)
@@ -581,9 +476,7 @@ class _Annotator:
         if not isinstance(s2, tuple) or not isinstance(s3, tuple) or len(s2) != len(s3):
             raise refuse(node, "the batch size changes how the train is split", BATCH_TODO)
         parts = tuple(self._batch_first(node, a, b) for a, b in zip(s2, s3))
-        ids = self.run_on_ids(node) if data in self.ids else None
-        if ids is not None:
-            self.ids[node] = tuple(ids)
+        self.codes.run(node, data)
         return self.inherit(node, Kind.SPLIT, parts=parts)
 
     def _maxpool(self, node: fx.Node) -> NodeInfo:
@@ -591,50 +484,19 @@ class _Annotator:
         name = node.target if node.op == "call_method" else getattr(node.target, "__name__", "")
         if name == "amax":
             self.dims(node, arg(node, 1, "dim"), self.rank(data))
-        ids = self.ids.get(data)
-        t = self.t(data)
-        why = None
-        out_ids = None
-        if ids is None:
-            why = (
-                f"its input '{data.name}' is not a thermometer code (the output of a QCFS/IF "
-                "neuron, kept by identity, reshapes, indexing, positive scaling or "
-                "concatenation)"
-            )
-        else:
-            hi, lo = self.pooled(node, ids)
-            all_zero = hi == -_BIG
-            uniform = all_zero | ((hi == lo) & (lo >= 0))
-            out_ids = torch.where(all_zero, WILDCARD, torch.where(uniform, hi, NOT_CODE))
-            if not bool(uniform.all()):
-                why = (
-                    "a pooling window mixes values that are not thermometer codes of one spike "
-                    "value θ/L (e.g. a torch.cat of IF outputs of different θ/L along a pooled "
-                    "dim), and the per-step max of such trains is not the max of their sums"
-                )
-        result = self.inherit(node, Kind.MAXPOOL)
-        if out_ids is not None:
-            self.ids[node] = out_ids
+        why = self.codes.pool(node, data)
         not_exact = None
-        if why is not None and t > 1:
+        if why is not None and self.t(data) > 1:
             not_exact = f"max pooling is exact only on thermometer codes: {why}"
-        return replace(result, code=self.code_of(out_ids), not_exact=not_exact)
+        result = self.inherit(node, Kind.MAXPOOL)
+        return replace(result, code=self.codes.spike_values(node), not_exact=not_exact)
 
     def _scale(self, node: fx.Node) -> NodeInfo:
         data = self.data(node)
         factor = self._factor(node, data)
-        ids = self.ids.get(data)
         result = self.inherit(node, Kind.SCALE)
-        if ids is None or factor is None or factor <= 0:
-            return result
-        mapping = {
-            v: self.key_id(self.keys[int(v)] * factor) for v in torch.unique(ids).tolist() if v >= 0
-        }
-        out = ids.clone()
-        for old, new in mapping.items():
-            out[ids == old] = new
-        self.ids[node] = out
-        return replace(result, code=self.code_of(out))
+        self.codes.scale(node, data, factor)
+        return replace(result, code=self.codes.spike_values(node))
 
     def _factor(self, node: fx.Node, data: fx.Node) -> Fraction | None:
         """The exact number a train is multiplied by (None for a constant tensor)."""
@@ -723,10 +585,8 @@ class _Annotator:
             sources=tuple(dict.fromkeys(s for i in infos for s in i.sources)) if spikes else (),
             not_exact=not_exact,
         )
-        ids = self._cat_ids(node, members, stack)
-        if ids is not None:
-            self.ids[node] = ids
-        return replace(result, code=self.code_of(ids))
+        self.codes.cat(node, members, self.value(raw), stack)
+        return replace(result, code=self.codes.spike_values(node))
 
     def _members(self, node: fx.Node) -> list[Any]:
         tensors = node.args[0]
@@ -737,28 +597,6 @@ class _Annotator:
             return [tensors] * len(parts)
         assert isinstance(tensors, (list, tuple))
         return list(tensors)
-
-    def _cat_ids(self, node: fx.Node, members: list[Any], stack: bool) -> torch.Tensor | None:
-        """The id map of a concatenation: the members' maps (non-codes as ``-1``)."""
-        tensors = node.args[0]
-        maps: list[torch.Tensor] = []
-        if isinstance(tensors, fx.Node):
-            found = self.ids.get(tensors)
-            if found is None:
-                return None
-            maps = list(found)
-        else:
-            for m in members:
-                if not (isinstance(m, fx.Node) and info(m).t is not None):
-                    return None  # a constant among the members: not a code
-                ids = self.ids.get(m)
-                if ids is None:
-                    ids = torch.full((1, *self.shape_of(m)), NOT_CODE, dtype=torch.float64)
-                maps.append(ids)
-        if all(bool((m == NOT_CODE).all()) for m in maps):
-            return None
-        dim = self.value(arg(node, 1, "dim", node.kwargs.get("axis", 0)))
-        return torch.stack(maps, dim) if stack else torch.cat(maps, dim)
 
     def _output(self, node: fx.Node) -> NodeInfo:
         (result,) = node.args
