@@ -527,8 +527,9 @@ class CodeThenPool(nn.Module):
 
 
 def _materialise(model: nn.Module, shape) -> nn.Module:
+    """Run once so that lazy layers get their sizes."""
     with torch.no_grad():
-        model(torch.zeros(1, *shape))
+        model.eval()(torch.zeros(2, *shape))
     return model
 
 
@@ -641,3 +642,36 @@ def test_vanilla_gives_every_call_site_its_own_neuron():
     vanilla(torch.randn(3, 8))
     layers = vanilla.if_layers()
     assert [n for n, _ in layers] == ["act", "act#2"] and layers[0][1] is not layers[1][1]
+
+
+LAYOUTS = [  # (input shape, layer, BatchNorm) for [B, C], [B, C, L], [B, C, H, W], [B, C, D, H, W]
+    ((6,), lambda: nn.Linear(6, 5), nn.BatchNorm1d),
+    ((3, 7), lambda: nn.Conv1d(3, 5, 3), nn.BatchNorm1d),
+    ((3, 5, 5), lambda: nn.Conv2d(3, 5, 3), nn.BatchNorm2d),
+    ((2, 4, 4, 4), lambda: nn.Conv3d(2, 5, 3), nn.BatchNorm3d),
+]
+
+
+@pytest.mark.parametrize("fold", [True, False])
+@pytest.mark.parametrize(("shape", "layer", "norm"), LAYOUTS)
+def test_batchnorm_on_every_layout_folded_or_standalone(shape, layer, norm, fold):
+    """After an IF layer (T_in = 3): folded into the layer, or a per-channel affine map."""
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q0, self.layer, self.bn, self.q1 = QCFS(3, 1.0), layer(), norm(5), QCFS(4, 1.0)
+            self.head = nn.LazyLinear(2)
+
+        def forward(self, x):
+            y = self.layer(self.q0(x))
+            y = self.bn(y) if fold else self.bn(y * 1.0)  # the scaling keeps it standalone
+            return self.head(self.q1(y).flatten(1))
+
+    model = _materialise(M(), shape)
+    randomize_batchnorm(model, torch.Generator().manual_seed(0))
+    x = torch.randn(5, *shape) * 2
+    snn = exact(model, x)
+    assert dict(snn.matmul_layers())["layer"].t_in == 3
+    standalone = any(isinstance(m, ChannelAffine) for m in snn.graph.modules())
+    assert standalone is not fold
