@@ -14,7 +14,11 @@ The kinds say how an operation acts on a train ``x_1 … x_T`` (SPEC §3.1, §3.
   (so a thermometer code stays a code);
 - ``ADD``, ``CAT``: trains of different lengths are zero-padded to the longest;
 - ``MAXPOOL``: exact on thermometer codes of one spike value per window (or on a train of length 1);
-- ``NEURON``: a QCFS call site, which becomes an IF layer.
+- ``PRODUCT``: a product or quotient of two trains, exact only on trains of length 1;
+- ``NEURON``: a QCFS call site, which becomes an IF layer;
+- ``SIZE`` and ``CONST``: values that are not trains (shapes, parameters, numbers).
+
+A train of length 1 is a plain value, so on it every operation of the table is exact.
 """
 
 from __future__ import annotations
