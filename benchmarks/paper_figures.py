@@ -53,7 +53,7 @@ def main() -> None:
         paper = f"{paper_macs:,}" if paper_macs else "–"
         print(
             f"| {label} | {total_macs(rows):,} | {paper} | {L} | {ts.t_norm:.2f} "
-            f"| {paper_t} | {latency(model).total_steps} |"
+            f"| {paper_t} | {latency(model, shape).total_steps} |"
         )
     print()
     print("| Table 3 b | c | FP32 (ours) | paper | INT8 (ours) | paper |")

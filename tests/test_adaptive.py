@@ -129,7 +129,7 @@ def test_the_switch_to_smaller_levels_keeps_every_layer_firing(tmp_path):
     def probe(epoch, model):  # called after the epoch's levels are applied
         if epoch == 1:
             seen["post"] = _activity(model, images, labels)
-            seen["theta"] = [float(layer.theta) for _, layer in qcfs_layers(model)]
+            seen["theta"] = [float(layer.theta.detach()) for _, layer in qcfs_layers(model)]
 
     schedule = [(1, [1, 1, 1, 1])]
     switched = config(tmp_path / "switched", **base, level_schedule=schedule)

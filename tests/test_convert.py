@@ -1,4 +1,7 @@
-"""PASC conversion (SPEC §3): logits equal the ANN's; unsupported models are refused."""
+"""PASC conversion (SPEC §3): logits equal the ANN's; anything not exact is refused.
+
+Float64 comparisons; dyadic weights and inputs where float32 must be exact (atol = 0).
+"""
 
 import copy
 
@@ -8,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pascal_snn import QCFS, ConversionError, DataError, convert, qcfs_layers, set_levels
-from pascal_snn.spiking import MatMulLayer, PascIF
+from pascal_snn.spiking import ChannelAffine, MatMulLayer, PascIF, VanillaIF
 from tests.models_for_tests import FunctionalNet, ResidualMaxPoolNet, randomize_batchnorm
 
 
@@ -17,6 +20,35 @@ def random_levels(model: nn.Module, g: torch.Generator) -> list[int]:
     levels[int(torch.randint(len(levels), (1,), generator=g))] = 1  # always include L = 1
     set_levels(model, levels)
     return levels
+
+
+def exact(model: nn.Module, *batches: torch.Tensor, tol: float = 1e-12) -> nn.Module:
+    """Convert ``model`` (float64) and check logits and predictions on every batch."""
+    model = model.double().eval()
+    snn = convert(model, example_input=batches[0].double())
+    for x in batches:
+        with torch.no_grad():
+            ann, out = model(x.double()), snn(x.double())
+        assert out.shape == ann.shape
+        scale = float(ann.abs().max()) + 1
+        assert float((out - ann).abs().max()) <= tol * scale
+        assert torch.equal(out.argmax(-1), ann.argmax(-1))
+    return snn
+
+
+def busy(model: nn.Module, x: torch.Tensor) -> None:
+    """Assert every QCFS call of ``model`` on ``x`` uses at least two levels (not vacuous)."""
+    seen: list[int] = []
+    hooks = [
+        m.register_forward_hook(lambda mod, i, o: seen.append(o.unique().numel()))
+        for m in model.modules()
+        if isinstance(m, QCFS)
+    ]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    assert seen and min(seen) >= 2, seen
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -57,14 +89,18 @@ class DyadicNet(nn.Module):
         return self.fc(torch.flatten(self.act3(b), 1))
 
 
-def test_dyadic_float32_exact_with_many_boundary_hits():
-    g = torch.Generator().manual_seed(0)
-    model = DyadicNet().eval()
+def dyadic(model: nn.Module, g: torch.Generator) -> nn.Module:
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 m.weight.copy_(torch.randint(-2, 3, m.weight.shape, generator=g) / 4.0)
                 m.bias.copy_(torch.randint(-4, 5, m.bias.shape, generator=g) / 8.0)
+    return model.eval()
+
+
+def test_dyadic_float32_exact_with_many_boundary_hits():
+    g = torch.Generator().manual_seed(0)
+    model = dyadic(DyadicNet(), g)
     x = torch.randint(0, 5, (128, 1, 8, 8), generator=g) / 4.0
     hits = []
 
@@ -85,18 +121,18 @@ def test_dyadic_float32_exact_with_many_boundary_hits():
 def test_input_model_untouched_and_l_read_from_modules():
     model = ResidualMaxPoolNet(levels=(3, 1, 5, 2)).train()
     before = copy.deepcopy(model.state_dict())
-    snn = convert(model)
+    snn = convert(model, example_input=torch.rand(2, 1, 8, 8))
     assert model.training
     assert all(
         torch.equal(before[k], v) for k, v in model.state_dict().items() if torch.is_tensor(v)
     )
     assert sum(isinstance(m, QCFS) for m in model.modules()) == 4
     ifs = snn.if_layers()
-    assert [(n, m.L, m.t_in) for n, m in ifs] == [
-        ("act1", 3, 1),
-        ("act2", 1, 3),
-        ("act3", 5, 3),  # add of trains of lengths 1 (conv3 path) and 3 (pooled act1)
-        ("act4", 2, 5),
+    assert [(n, m.L, m.t_in, m.from_image) for n, m in ifs] == [
+        ("act1", 3, 1, True),  # fed by the image: Algorithm 2
+        ("act2", 1, 3, False),
+        ("act3", 5, 3, False),  # add of trains of lengths 1 (conv3 path) and 3 (pooled act1)
+        ("act4", 2, 5, False),
     ]
     assert [(n, m.t_in) for n, m in snn.matmul_layers()] == [
         ("conv1", 1),
@@ -110,24 +146,37 @@ def test_input_model_untouched_and_l_read_from_modules():
         snn.train()
 
 
+def test_layers_are_built_on_the_first_call_when_no_example_is_given():
+    snn = convert(ResidualMaxPoolNet().eval())
+    with pytest.raises(RuntimeError, match="example_input"):
+        snn.if_layers()
+    snn(torch.rand(3, 1, 8, 8))
+    assert [n for n, _ in snn.if_layers()] == ["act1", "act2", "act3", "act4"]
+
+
 def test_batchnorm_folded_and_bias_split_at_conversion_time():
     model = ResidualMaxPoolNet().eval()
     randomize_batchnorm(model, torch.Generator().manual_seed(1))
-    snn = convert(model)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in snn.modules())
+    snn = convert(model, example_input=torch.rand(2, 1, 8, 8))
+    # the input layer computes exactly what the ANN computes: its own conv, bn1 not folded in
+    conv1 = dict(snn.matmul_layers())["conv1"]
+    assert conv1.t_in == 1 and conv1.op.weight is snn.source.conv1.weight
+    assert conv1.op.bias is snn.source.conv1.bias
+    assert snn.graph.get_submodule("bn1") is snn.source.bn1
     conv2 = dict(snn.matmul_layers())["conv2"]
     assert isinstance(conv2, MatMulLayer) and conv2.t_in == 4
     # folded bias c = β − γ·μ/σ, split over the 4 input steps
     bn = model.bn2
     c = bn.bias - bn.weight * bn.running_mean / torch.sqrt(bn.running_var + bn.eps)
     torch.testing.assert_close(conv2.op.bias, c / 4)
+    assert conv2.op.weight is not model.conv2.weight  # folded: its own weights
 
 
 def test_spike_statistics_accumulate_and_reset():
     torch.manual_seed(0)
     model = ResidualMaxPoolNet().double().eval()
-    snn = convert(model)
     x = torch.rand(5, 1, 8, 8, dtype=torch.float64)
+    snn = convert(model, example_input=x)
     captured = {}
     _, layer = snn.if_layers()[1]
     layer.register_forward_hook(lambda m, i, o: captured.update(out=o))
@@ -157,14 +206,29 @@ def test_float32_and_float64_networks_follow_input_dtype():
     assert snn.double()(x.double()).dtype == torch.float64
 
 
-def test_bad_inputs_to_the_network():
+def test_bad_inputs_to_the_network_get_the_anns_own_message():
     snn = convert(ResidualMaxPoolNet().eval())
     with pytest.raises(DataError, match="NaN or infinite"):
         snn(torch.full((2, 1, 8, 8), float("nan")))
-    with pytest.raises(DataError, match="expects"):
+    with pytest.raises(DataError, match=r"shape \(2, 3, 8, 8\).*channels"):
         snn(torch.rand(2, 3, 8, 8))
+    with pytest.raises(DataError, match="shape"):
+        convert(ResidualMaxPoolNet().eval(), example_input=torch.rand(2, 1, 10, 10))
+    with pytest.raises(DataError, match="batch"):
+        snn(torch.tensor(1.0))
 
 
+def test_a_new_input_shape_gets_its_own_build():
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3), QCFS(3, 1.0), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(12, 2)
+    )
+    model[0].bias.data.fill_(0.3)
+    snn = exact(model, torch.rand(2, 1, 6, 6), torch.rand(3, 1, 6, 6))
+    exact_again = snn(torch.rand(4, 1, 9, 7).double())
+    assert exact_again.shape == (4, 2) and len(snn.builds) == 2
+
+
+# -- refusals ---------------------------------------------------------------------------------
 class WithReLU(nn.Module):
     def __init__(self, functional=False):
         super().__init__()
@@ -186,40 +250,50 @@ class Custom(nn.Module):
         super().__init__()
         self.kind = kind
         self.conv, self.act = nn.Conv2d(1, 2, 3), QCFS()
+        self.conv2 = nn.Conv2d(2, 2, 1)
         self.pool, self.norm = nn.MaxPool2d(2), nn.LayerNorm(2)
 
     def forward(self, x):
         y = self.conv(x)
         if self.kind == "maxpool-after-conv":
-            return self.act(self.pool(y)).flatten(1)
+            return self.act(self.pool(self.conv2(self.act(y)))).flatten(1)
         if self.kind == "layernorm":
             return self.norm(self.act(y).mean((2, 3)))
         if self.kind == "custom-op":
             return torch.sigmoid(self.act(y)).flatten(1)
-        if self.kind == "add-constant":
-            return (self.act(y) + 1.0).flatten(1)
-        if self.kind == "index-time":
+        if self.kind == "index-batch":
             return self.act(y)[0].flatten(1)
+        if self.kind == "sum-batch":
+            return self.act(y).sum(-4, keepdim=True).flatten(1)
+        if self.kind == "product":
+            return (self.act(y) * self.act(y)).flatten(1)
+        if self.kind == "inplace":
+            z = self.act(y)
+            return z.add_(1.0).flatten(1)
         raise AssertionError
 
 
 @pytest.mark.parametrize(
     ("model", "pattern"),
     [
-        (WithReLU(), r"module 'relu' \(ReLU\).*QCFS"),
-        (WithReLU(functional=True), r"'relu'.*QCFS"),
-        (Custom("maxpool-after-conv"), r"module 'pool' \(MaxPool2d\).*exact only"),
-        (Custom("layernorm"), r"module 'norm' \(LayerNorm\)"),
-        (Custom("custom-op"), r"'sigmoid'"),
-        (Custom("add-constant"), r"'add'.*constant"),
-        (Custom("index-time"), r"'getitem'"),
+        (WithReLU(), r"module 'relu' \(ReLU\).*ReLU-like.*QCFS"),
+        (WithReLU(functional=True), r"'relu'.*ReLU-like.*QCFS"),
+        (Custom("maxpool-after-conv"), r"module 'pool' \(MaxPool2d\).*thermometer code"),
+        (Custom("layernorm"), r"module 'norm' \(LayerNorm\).*no exact spiking equivalent"),
+        (Custom("custom-op"), r"'sigmoid'.*supported: "),
+        (Custom("index-batch"), r"'getitem'.*whole batch"),
+        (Custom("sum-batch"), r"'\.sum\(\)'.*dim -4 is the batch dimension.*dims >= 1"),
+        (Custom("product"), r"'mul'.*product of two spike trains"),
+        (Custom("inplace"), r"'\.add_\(\)'.*in-place.*out of place"),
         (nn.Sequential(nn.Linear(2, 2)), "no QCFS layer"),
     ],
 )
 def test_unsupported_models_are_refused_naming_the_culprit(model, pattern):
-    with pytest.raises(ConversionError, match=pattern) as info:
-        convert(model)
-    assert "supported" in str(info.value) or "no QCFS" in str(info.value)
+    with pytest.raises(ConversionError, match=pattern):
+        convert(
+            model,
+            example_input=torch.rand(2, 1, 6, 6) if isinstance(model, Custom) else torch.rand(2, 4),
+        )
 
 
 def test_untraceable_model_and_bad_arguments():
@@ -241,6 +315,291 @@ def test_untraceable_model_and_bad_arguments():
         convert(DyadicNet(), timesteps=4)
 
 
+@pytest.mark.parametrize("theta", [0.0, -1.0, float("nan")])
+def test_non_positive_threshold_is_refused_with_the_reason(theta):
+    model = nn.Sequential(nn.Linear(3, 3), QCFS(4, 1.0), nn.Linear(3, 2))
+    model[1].theta.data.fill_(theta)
+    with pytest.raises(ConversionError, match=r"theta.*not > 0.*positive"):
+        convert(model)  # a shape-free check: refused before any input
+
+
+# -- the issue's reproducers ------------------------------------------------------------------
+class SharedQCFS(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.Linear(8, 16), nn.Linear(16, 16), nn.Linear(16, 3)
+        self.act = QCFS(4, 2.0)
+
+    def forward(self, x):
+        return self.l3(self.act(self.l2(self.act(self.l1(x)))))
+
+
+@pytest.mark.parametrize("batch", [4, 5])
+def test_a_qcfs_called_twice_becomes_two_if_layers(batch):
+    torch.manual_seed(batch)
+    model = SharedQCFS()
+    model.act.theta.data.fill_(0.5)
+    x = torch.randn(batch, 8) * 3
+    busy(model.double(), x.double())
+    snn = exact(model, x, torch.randn(batch + 2, 8) * 3)
+    assert [(n, m.t_in, m.L) for n, m in snn.if_layers()] == [("act", 1, 4), ("act#2", 4, 4)]
+    assert snn(x.double()).shape == (batch, 3)
+
+
+class SharedLinear(nn.Module):
+    """One Linear called at T_in = 1 (the image) and at T_in = 4."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc, self.act, self.act2 = nn.Linear(8, 8), QCFS(4, 1.0), QCFS(3, 2.0)
+
+    def forward(self, x):
+        return self.fc(self.act2(self.fc(self.act(self.fc(x)))))
+
+
+def test_a_linear_called_at_two_train_lengths_gets_two_bias_splits():
+    torch.manual_seed(0)
+    model = SharedLinear()
+    model.fc.bias.data.uniform_(0.5, 1.0)
+    x = torch.randn(6, 8) * 2
+    snn = exact(model, x)
+    layers = snn.matmul_layers()
+    assert [(n, m.t_in) for n, m in layers] == [("fc", 1), ("fc#2", 4), ("fc#3", 3)]
+    weights = {id(m.op.weight) for _, m in layers}
+    assert len(weights) == 1  # one weight tensor shared by the three call sites
+    torch.testing.assert_close(layers[1][1].op.bias, snn.source.fc.bias / 4)
+
+
+@pytest.mark.parametrize(("channels", "batch", "L"), [(16, 4, 4), (12, 5, 3)])
+def test_standalone_batchnorm1d_on_batch_by_channels(channels, batch, L):
+    """T·B = C used to read [T·B, C] as one unbatched sample."""
+    torch.manual_seed(0)
+    bn = nn.BatchNorm1d(channels)
+    randomize_batchnorm(nn.Sequential(bn), torch.Generator().manual_seed(2))
+    model = nn.Sequential(
+        nn.Linear(10, channels), QCFS(L, 2.0), bn, QCFS(L, 2.0), nn.Linear(channels, 3)
+    )
+    x = torch.randn(batch, 10) * 3
+    snn = exact(model, x)
+    assert any(isinstance(m, ChannelAffine) for m in snn.graph.modules())
+
+
+@pytest.mark.parametrize(("c", "f"), [(5, 6), (6, 6)])
+def test_linear_then_batchnorm1d_on_three_dims_normalises_channels(c, f):
+    """Linear → BatchNorm1d on [B, C, F]: BN is on C (dim 1), the linear's outputs are F."""
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q, self.fc, self.bn = QCFS(4, 2.0), nn.Linear(f, f), nn.BatchNorm1d(c)
+            self.q2, self.head = QCFS(3, 2.0), nn.Linear(c * f, 3)
+
+        def forward(self, x):
+            return self.head(self.q2(self.bn(self.fc(self.q(x)))).flatten(1))
+
+    model = M()
+    randomize_batchnorm(model, torch.Generator().manual_seed(0))
+    x = torch.randn(4, c, f) * 3
+    snn = exact(model, x)
+    fc = dict(snn.matmul_layers())["fc"]
+    assert fc.t_in == 4 and not hasattr(fc.op, "running_mean")
+    assert any(isinstance(m, ChannelAffine) for m in snn.graph.modules())  # not folded
+
+
+class BatchDim(nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind, self.fc, self.q, self.head = kind, nn.Linear(6, 6), QCFS(4, 2.0), nn.Linear(6, 3)
+        self.flat = nn.Flatten(0)
+
+    def forward(self, x):
+        y = self.q(self.fc(x))
+        if self.kind == "sum(-2)":
+            y = y.sum(-2, keepdim=True)
+        elif self.kind == "cat(-2)":
+            y = torch.cat([y, y], dim=-2)
+        elif self.kind == "Flatten(0)":
+            y = self.flat(y).view(-1, 6)
+        elif self.kind == "view(1, -1)":
+            y = y.view(1, -1).view(-1, 6)
+        elif self.kind == "transpose(0, 1)":
+            y = y.transpose(0, 1).transpose(0, 1)
+        elif self.kind == "flip(-2)":
+            y = y.flip(-2)
+        elif self.kind == "x[:1]":
+            y = y[:1]
+        elif self.kind == "chunk":
+            y = y.chunk(2)[0]
+        return self.head(y)
+
+
+@pytest.mark.parametrize(
+    ("kind", "pattern"),
+    [
+        ("sum(-2)", r"'\.sum\(\)'.*dim -2 is the batch dimension"),
+        ("cat(-2)", r"'cat'.*dim -2 is the batch dimension"),
+        ("Flatten(0)", r"'flat' \(Flatten\).*does not keep the batch as dim 0"),
+        ("view(1, -1)", r"'\.view\(\)'.*does not keep the batch as dim 0"),
+        ("transpose(0, 1)", r"'transpose'.*batch dimension"),
+        ("flip(-2)", r"'\.flip\(\)'.*batch dimension"),
+        ("x[:1]", r"'getitem'.*whole batch"),
+        ("chunk", r"'\.chunk\(\)'.*dim 0 is the batch"),
+    ],
+)
+@pytest.mark.parametrize("batch", [1, 4])
+def test_any_operation_on_the_batch_dim_is_refused(kind, pattern, batch):
+    with pytest.raises(ConversionError, match=pattern):
+        convert(BatchDim(kind).eval(), example_input=torch.randn(batch, 6))
+
+
+def test_flatten_first_mlp_takes_the_images_it_was_built_for():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 32), QCFS(4, 2.0), nn.Linear(32, 10))
+    exact(model, torch.rand(2, 1, 28, 28), torch.rand(3, 1, 28, 28))
+
+
+class HeadFirst(nn.Module):
+    """The classifier is registered before the convolutions that feed it."""
+
+    def __init__(self):
+        super().__init__()
+        self.head = nn.Linear(4 * 6 * 6, 3)
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.q = QCFS(4, 1.0)
+
+    def forward(self, x):
+        return self.head(self.q(self.conv(x)).flatten(1))
+
+
+class ViewBeforeConv1d(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.q, self.head = nn.Conv1d(1, 4, 3), QCFS(4, 1.0), nn.Linear(4 * 14, 3)
+
+    def forward(self, x):
+        b = x.size(0)
+        return self.head(self.q(self.conv(x.view(b, 1, -1))).view(b, -1))
+
+
+@pytest.mark.parametrize(
+    ("model", "shape"), [(HeadFirst(), (3, 8, 8)), (ViewBeforeConv1d(), (4, 4))]
+)
+def test_valid_inputs_are_accepted_whatever_the_registration_order(model, shape):
+    torch.manual_seed(0)
+    snn = exact(model, torch.rand(2, *shape), torch.rand(1, *shape), torch.rand(5, *shape))
+    with pytest.raises(DataError, match="does not fit the model"):
+        snn(torch.rand(2, 5, 8, 8).double())
+
+
+# -- thermometer codes and max pooling --------------------------------------------------------
+class CodeThenPool(nn.Module):
+    """conv → QCFS → (something) → MaxPool2d → linear."""
+
+    def __init__(self, kind, second=(4, 2.0)):
+        super().__init__()
+        self.kind = kind
+        self.conv = nn.Conv2d(1, 4, 3, padding=1)
+        self.q, self.q2 = QCFS(4, 2.0), QCFS(*second)
+        self.pool = nn.MaxPool2d(2)
+        self.flat = nn.Flatten()
+        self.head = nn.LazyLinear(3)  # its input size depends on the kind
+
+    def forward(self, x):
+        y = self.conv(x)
+        a = self.q(y)
+        if self.kind == "flatten":
+            a = self.flat(a).view(a.size(0), 4, 8, 8)
+        elif self.kind == "scale":
+            a = a * 0.5
+        elif self.kind == "negative":
+            a = a * -0.5
+        elif self.kind == "cat-c":
+            a = torch.cat([a, self.q2(y)], 1)
+        elif self.kind == "cat-w":
+            a = torch.cat([a, self.q2(y)], -1)
+        elif self.kind == "cat-w-odd":  # 7 + 8 columns: a pooling window straddles the seam
+            a = torch.cat([a[..., 1:], self.q2(y)], -1)
+        elif self.kind == "pad":
+            a = F.pad(a, (1, 1, 1, 1))
+        elif self.kind == "conv":
+            a = self.q(self.conv(x)) + 0.0 * a  # an add: not a code
+        return self.head(self.pool(a).flatten(1))
+
+
+def _materialise(model: nn.Module, shape) -> nn.Module:
+    """Run once so that lazy layers get their sizes."""
+    with torch.no_grad():
+        model.eval()(torch.zeros(2, *shape))
+    return model
+
+
+@pytest.mark.parametrize(
+    ("kind", "second"),
+    [
+        ("flatten", (4, 2.0)),
+        ("scale", (4, 2.0)),
+        ("cat-c", (3, 0.7)),  # SqueezeNet's Fire: windows lie in one channel
+        ("cat-w", (3, 0.7)),  # 8 + 8 columns: no pooling window straddles the seam
+        ("cat-w-odd", (4, 2.0)),  # one spike value on both sides of the seam
+        ("cat-w-odd", (8, 4.0)),  # different θ and L, same θ/L
+        ("pad", (4, 2.0)),  # zero padding: the empty code of every spike value
+    ],
+)
+def test_max_pooling_is_exact_on_thermometer_codes(kind, second):
+    torch.manual_seed(0)
+    model = _materialise(CodeThenPool(kind, second), (1, 8, 8))
+    x = torch.randn(6, 1, 8, 8) * 2
+    busy(model.double(), x.double())
+    exact(model, x)
+
+
+@pytest.mark.parametrize(
+    ("kind", "second", "pattern"),
+    [
+        ("negative", (4, 2.0), "not a thermometer code"),
+        ("cat-w-odd", (3, 0.7), "mixes values"),  # two spike values in one window
+        ("conv", (4, 2.0), "not a thermometer code"),
+    ],
+)
+def test_max_pooling_of_anything_else_is_refused(kind, second, pattern):
+    model = _materialise(CodeThenPool(kind, second), (1, 8, 8))
+    with pytest.raises(ConversionError, match=rf"module 'pool' \(MaxPool2d\).*{pattern}"):
+        convert(model, example_input=torch.rand(2, 1, 8, 8))
+    vanilla = convert(model, "vanilla", timesteps=2)  # the baseline runs it anyway
+    assert vanilla(torch.rand(2, 1, 8, 8)).shape == (2, 3)
+
+
+def test_max_pooling_of_the_image_is_exact():
+    """A train of length 1 is a plain value: max pooling before any IF layer is exact."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(1, 3, 3), nn.MaxPool2d(2), QCFS(4, 1.0), nn.Flatten(), nn.Linear(27, 2)
+    )
+    exact(model, torch.randn(4, 1, 8, 8))
+
+
+def test_constants_added_to_trains_are_split_over_the_steps():
+    torch.manual_seed(0)
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.q, self.q2, self.head = (
+                nn.Linear(5, 5),
+                QCFS(5, 2.0),
+                QCFS(3, 1.0),
+                nn.Linear(5, 2),
+            )
+
+        def forward(self, x):
+            y = self.q((x - 0.5) / 0.25)  # normalising the image: plain values
+            y = self.q2(1.5 - self.fc(y) + y.size(1) / 10)
+            return self.head(y + 0.25)
+
+    exact(M(), torch.randn(5, 5))
+
+
+# -- the vanilla baseline ---------------------------------------------------------------------
 def test_vanilla_prefix_means_match_separate_runs():
     torch.manual_seed(0)
     model = ResidualMaxPoolNet().double().eval()
@@ -255,7 +614,64 @@ def test_vanilla_prefix_means_match_separate_runs():
     assert not any(isinstance(m, PascIF) for m in vanilla.modules())
 
 
-def test_vanilla_maxpool_anywhere_but_relu_refused():
-    assert convert(Custom("maxpool-after-conv"), mode="vanilla", timesteps=2) is not None
-    with pytest.raises(ConversionError):
-        convert(WithReLU(), mode="vanilla", timesteps=2)
+def test_vanilla_runs_the_image_part_once_and_equals_stepping_the_whole_graph():
+    torch.manual_seed(0)
+    model = ResidualMaxPoolNet().eval()
+    randomize_batchnorm(model, torch.Generator().manual_seed(0))
+    x = torch.rand(8, 1, 8, 8)
+    steps = 6
+    # the baseline by hand: QCFS → IF neurons in a copy, the whole ANN once per step
+    stepped = copy.deepcopy(model)
+    for name, q in qcfs_layers(stepped):
+        parent, _, leaf = name.rpartition(".")
+        setattr(stepped.get_submodule(parent) if parent else stepped, leaf, VanillaIF(q.theta))
+    with torch.no_grad():
+        expected = sum(stepped(x) for _ in range(steps)) / steps
+    vanilla = convert(model, "vanilla", timesteps=steps)
+    calls = []
+    vanilla(x)
+    first = vanilla.current().prefix.get_submodule("conv1")
+    first.register_forward_hook(lambda m, i, o: calls.append(1))
+    assert torch.equal(vanilla(x), expected)  # bit for bit
+    assert len(calls) == 1  # the image-only conv ran once, not once per step
+    assert [n for n, _ in vanilla.if_layers()] == ["act1", "act2", "act3", "act4"]
+
+
+def test_vanilla_gives_every_call_site_its_own_neuron():
+    vanilla = convert(SharedQCFS().eval(), "vanilla", timesteps=4)
+    vanilla(torch.randn(3, 8))
+    layers = vanilla.if_layers()
+    assert [n for n, _ in layers] == ["act", "act#2"] and layers[0][1] is not layers[1][1]
+
+
+LAYOUTS = [  # (input shape, layer, BatchNorm) for [B, C], [B, C, L], [B, C, H, W], [B, C, D, H, W]
+    ((6,), lambda: nn.Linear(6, 5), nn.BatchNorm1d),
+    ((3, 7), lambda: nn.Conv1d(3, 5, 3), nn.BatchNorm1d),
+    ((3, 5, 5), lambda: nn.Conv2d(3, 5, 3), nn.BatchNorm2d),
+    ((2, 4, 4, 4), lambda: nn.Conv3d(2, 5, 3), nn.BatchNorm3d),
+]
+
+
+@pytest.mark.parametrize("fold", [True, False])
+@pytest.mark.parametrize(("shape", "layer", "norm"), LAYOUTS)
+def test_batchnorm_on_every_layout_folded_or_standalone(shape, layer, norm, fold):
+    """After an IF layer (T_in = 3): folded into the layer, or a per-channel affine map."""
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.q0, self.layer, self.bn, self.q1 = QCFS(3, 1.0), layer(), norm(5), QCFS(4, 1.0)
+            self.head = nn.LazyLinear(2)
+
+        def forward(self, x):
+            y = self.layer(self.q0(x))
+            y = self.bn(y) if fold else self.bn(y * 1.0)  # the scaling keeps it standalone
+            return self.head(self.q1(y).flatten(1))
+
+    model = _materialise(M(), shape)
+    randomize_batchnorm(model, torch.Generator().manual_seed(0))
+    x = torch.randn(5, *shape) * 2
+    snn = exact(model, x)
+    assert dict(snn.matmul_layers())["layer"].t_in == 3
+    standalone = any(isinstance(m, ChannelAffine) for m in snn.graph.modules())
+    assert standalone is not fold

@@ -57,12 +57,8 @@ def test_converted_network_has_the_anns_rows_and_keeps_its_counters(factory, sha
     net(torch.rand(3, *shape))
     before = {name: (int(m.output_spikes), int(m.samples)) for name, m in net.if_layers()}
     ann_rows, snn_rows = layer_table(model, shape), layer_table(net, shape)
-    # the converter turns FunctionalNet's standalone BatchNorm into a depthwise 1×1 conv
-    extra = [r for r in snn_rows if r not in ann_rows]
-    assert [r for r in snn_rows if r in ann_rows] == ann_rows
-    assert [(r.name, r.groups) for r in extra] == (
-        [] if factory is ResidualMaxPoolNet else [("post_bn", 8)]
-    )
+    # a standalone BatchNorm (FunctionalNet's post_bn) is a per-channel affine map, no layer
+    assert snn_rows == ann_rows
     after = {name: (int(m.output_spikes), int(m.samples)) for name, m in net.if_layers()}
     assert after == before  # the shape trace is not counted as a measurement
     assert [r.name for r in snn_rows] == [link.name for link in topology(net).links]
@@ -145,3 +141,42 @@ def test_resnet18_cifar_true_counts_and_the_paper_rows_that_match():
     assert total_macs(rows) == 555_422_720
     rows100 = layer_table(create("resnet18", 100, stem="cifar"), (3, 32, 32))
     assert total_macs(rows100) == 555_422_720 - 5_120 + 51_200
+
+
+class SharedCalls(nn.Module):
+    """One conv and one QCFS, each called at two places."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem, self.conv, self.act = (
+            nn.Conv2d(1, 4, 3, padding=1),
+            nn.Conv2d(4, 4, 3, padding=1),
+            QCFS(2, 1.0),
+        )
+        self.fc = nn.Linear(4 * 16, 3)
+
+    def forward(self, x):
+        x = self.act(self.stem(x))
+        x = self.act(self.conv(x)) + self.conv(x)
+        return self.fc(x.flatten(1))
+
+
+def test_each_call_site_is_a_row_a_link_and_a_neuron():
+    from pascal_snn.energy import energy_report
+
+    model = SharedCalls().eval()
+    rows = layer_table(model, (1, 4, 4))
+    assert [r.name for r in rows] == ["stem", "conv", "conv#2", "fc"]
+    topo = topology(model, (1, 4, 4))
+    assert [(link.name, link.input, link.t_in) for link in topo.links] == [
+        ("stem", "image", 1),
+        ("conv", "spikes", 2),
+        ("conv#2", "spikes", 2),
+        ("fc", "real", 2),
+    ]
+    assert topo.link("conv").sinks == ("act#2",) and topo.levels == {"act": 2, "act#2": 2}
+    net = convert(model, example_input=torch.rand(2, 1, 4, 4))
+    assert [r.name for r in layer_table(net, (1, 4, 4))] == [r.name for r in rows]
+    report = energy_report(model, [torch.rand(3, 1, 4, 4)])
+    assert [layer["name"] for layer in report["layers"]] == ["stem", "conv", "conv#2", "fc"]
+    assert [n["name"] for n in report["neurons"]] == ["act", "act#2"]

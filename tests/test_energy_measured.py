@@ -92,9 +92,9 @@ def _capture_inputs(net):
 def test_measured_acs_equal_brute_force_on_a_real_run():
     torch.manual_seed(0)
     model = TinyNet().eval()
-    net = convert(model)
-    seen, handles = _capture_inputs(net)
     images = torch.rand(7, 1, 7, 7) * 2
+    net = convert(model, example_input=images)
+    seen, handles = _capture_inputs(net)
     m = measure(net, [(images[:4], None), (images[4:], None)])
     for h in handles:
         h.remove()
@@ -113,13 +113,14 @@ def test_measured_acs_equal_brute_force_on_a_real_run():
 
 def test_spike_rates_come_from_the_if_outputs():
     torch.manual_seed(1)
-    net = convert(TinyNet().eval())
+    images = torch.rand(6, 1, 7, 7) * 2
+    net = convert(TinyNet().eval(), example_input=images)
     outputs: dict[str, list[torch.Tensor]] = {}
     for name, layer in net.if_layers():
         layer.register_forward_hook(
             lambda m, i, o, name=name: outputs.setdefault(name, []).append(o)
         )
-    m = measure(net, [torch.rand(6, 1, 7, 7) * 2])
+    m = measure(net, [images])
     ops = {layer.name: layer for layer in m.layers}
     for layer, source in (("conv2", "act1"), ("fc", "act2")):
         spikes = sum(int(o.count_nonzero()) for o in outputs[source])

@@ -108,3 +108,23 @@ def test_vanilla_sweep_counts_the_ann_on_the_same_images():
         expected = int((m(x).argmax(1) == y).sum())
     assert sweep.ann_correct == expected and sweep.images == 40
     assert first_reaching(sweep) == first_reaching(sweep, expected / 40)
+
+
+def test_a_shared_qcfs_is_compared_per_call_site():
+    """The ANN's two calls of one QCFS are matched to the SNN's `act` and `act#2`."""
+    from torch import nn
+
+    from pascal_snn import QCFS
+
+    class Shared(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1, self.conv2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3, padding=1)
+            self.act, self.fc = QCFS(4, 1.0), nn.Linear(4 * 64, 10)
+
+        def forward(self, x):
+            return self.fc(self.act(self.conv2(self.act(self.conv1(x)))).flatten(1))
+
+    torch.manual_seed(0)
+    result = evaluate_equivalence(Shared().eval(), batches(), dtype=torch.float64)
+    assert result.agreement == 96 and result.boundary_cases == 0

@@ -232,7 +232,7 @@ def test_pasc_conversion_float64_equals_ann(name, kw, shape):
     assert all(d >= 2 for d in distinct)  # no layer is constant: the comparison is not vacuous
     assert float(ann.std(0).max()) > 0
 
-    snn = convert(model)
+    snn = convert(model, example_input=x)
     assert [layer.L for _, layer in snn.if_layers()] == levels
     with torch.no_grad():
         out = snn(x)

@@ -7,8 +7,7 @@ predictions, or the model must be refused with the reason. VGG / AlexNet classif
 reduced from 4096 to 64 hidden units (the only change to torchvision's layouts) to keep the
 test fast; everything else is torchvision's architecture as built.
 
-``xfail(strict=False)`` marks what the converter on main refuses today; the converter rewrite
-(issue 11: torch.cat of IF outputs followed by MaxPool, channel shuffle) fixes them.
+Every model here converts exactly; ``inception_v3`` (slow) too.
 """
 
 from __future__ import annotations
@@ -21,30 +20,19 @@ from torch import nn
 from pascal_snn import ConversionError, calibrate_thresholds, convert, qcfs_layers, qcfsify
 from tests.models_for_tests import randomize_batchnorm
 
-CAT_MAXPOOL = pytest.mark.xfail(
-    strict=False,
-    raises=ConversionError,
-    reason="converter on main: MaxPool after torch.cat of IF outputs is refused (issue 11)",
-)
-SHUFFLE = pytest.mark.xfail(
-    strict=False,
-    raises=ConversionError,
-    reason="converter on main: channel-shuffle view/transpose is refused (issue 11)",
-)
-
-# name: (builder options, input size, xfail mark or None)
+# name: (builder options, input size)
 EXACT = {
-    "resnet18": ({}, 32, None),
-    "resnet50": ({}, 32, None),
-    "vgg11_bn": ({}, 32, None),
-    "mobilenet_v2": ({}, 32, None),
-    "densenet121": ({}, 32, None),
-    "squeezenet1_1": ({}, 32, CAT_MAXPOOL),
-    "shufflenet_v2_x0_5": ({}, 32, SHUFFLE),
-    "googlenet": ({"aux_logits": False, "init_weights": True}, 32, CAT_MAXPOOL),
-    "regnet_x_400mf": ({}, 32, None),
-    "mnasnet0_5": ({}, 32, None),
-    "alexnet": ({}, 64, None),  # 63×63 is the smallest input its three max-pools accept
+    "resnet18": ({}, 32),
+    "resnet50": ({}, 32),
+    "vgg11_bn": ({}, 32),
+    "mobilenet_v2": ({}, 32),
+    "densenet121": ({}, 32),
+    "squeezenet1_1": ({}, 32),  # torch.cat of two IF outputs, then MaxPool
+    "shufflenet_v2_x0_5": ({}, 32),  # channel shuffle: view / transpose / view
+    "googlenet": ({"aux_logits": False, "init_weights": True}, 32),
+    "regnet_x_400mf": ({}, 32),
+    "mnasnet0_5": ({}, 32),
+    "alexnet": ({}, 64),  # 63×63 is the smallest input its three max-pools accept
 }
 
 
@@ -90,11 +78,7 @@ def _levels_seen(model: nn.Module, x: torch.Tensor) -> dict[str, tuple[set[int],
 
 
 @pytest.mark.parametrize(
-    ("name", "options", "size"),
-    [
-        pytest.param(name, options, size, id=name, marks=[mark] if mark else [])
-        for name, (options, size, mark) in EXACT.items()
-    ],
+    ("name", "options", "size"), [(name, *value) for name, value in EXACT.items()], ids=list(EXACT)
 )
 def test_converts_exactly_in_float64(name, options, size):
     relu_model = _relu_model(name, options)
@@ -121,7 +105,6 @@ def test_converts_exactly_in_float64(name, options, size):
 
 
 @pytest.mark.slow
-@CAT_MAXPOOL
 def test_inception_v3_converts_exactly_in_float64():
     relu_model = _relu_model("inception_v3", {"aux_logits": False, "init_weights": True})
     g = torch.Generator().manual_seed(1)

@@ -119,7 +119,7 @@ def test_torchvision_relu_weights_load_and_checkpoint_round_trip(tmp_path):
     y = torch.rand(2, 1, 8, 8)
     with torch.no_grad():
         assert torch.equal(loaded(y), small.eval()(y))
-    snn = convert(loaded)
+    snn = convert(loaded, example_input=y)
     assert len(snn.if_layers()) == 17
 
 

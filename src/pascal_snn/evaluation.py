@@ -14,6 +14,7 @@ All state is O(1) per layer (running counts); batches stream through. Under
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -89,20 +90,31 @@ class EquivalenceResult:
 
 
 class _Recorder:
-    """Forward hooks that keep the last batch's per-layer levels (ANN) or counts (SNN)."""
+    """Forward hooks that keep the last batch's per-layer levels (ANN) or counts (SNN).
+
+    Keys are call sites: the ANN's k-th call of a QCFS module ``act`` in one forward is
+    ``act#k`` (``act`` for the first), as the converter names the IF layer of that call.
+    """
 
     def __init__(self) -> None:
         self.values: dict[str, torch.Tensor] = {}
         self.handles: list = []
+        self.calls: dict[str, int] = {}
 
     def ann(self, layers: Sequence[tuple[str, nn.Module]]) -> _Recorder:
         for name, layer in layers:
 
             def hook(module, inputs, output, name=name):
-                self.values[name] = level_index(output, module.L, module.theta.to(output.dtype))
+                k = self.calls[name] = self.calls.get(name, 0) + 1
+                site = name if k == 1 else f"{name}#{k}"
+                self.values[site] = level_index(output, module.L, module.theta.to(output.dtype))
 
             self.handles.append(layer.register_forward_hook(hook))  # fmt: skip
         return self
+
+    def new_forward(self) -> None:
+        """Call before each forward: call sites count from 1 again."""
+        self.calls.clear()
 
     def snn(self, layers: Sequence[tuple[str, nn.Module]]) -> _Recorder:
         for name, layer in layers:
@@ -137,21 +149,27 @@ def evaluate_equivalence(
     try:
         ann = _cast(model, dtype, device)
         reference = ann if dtype == torch.float64 else _cast(model, torch.float64, device)
-        snn = convert(ann)
+        data = take_images(batches, max_images)
+        first = next(data, None)
+        example = None if first is None else first[0].to(device=device, dtype=dtype)
+        snn = convert(ann, example_input=example)
         assert isinstance(snn, PascNetwork)
-        names = [n for n, _ in qcfs_layers(ann)]
+        layers = snn.if_layers() if first is not None else []
+        names = [n for n, _ in layers]
         ref_levels = _Recorder().ann(qcfs_layers(reference))
-        snn_counts = _Recorder().snn(snn.if_layers())
+        snn_counts = _Recorder().snn(layers)
         totals = torch.zeros(6, dtype=torch.int64)  # images, ann, snn, agree, boundary, unexpl.
         max_diff = torch.zeros((), dtype=torch.float64)
         try:
             with torch.no_grad():
-                for images, labels in take_images(batches, max_images):
+                for images, labels in itertools.chain([] if first is None else [first], data):
                     x = images.to(device=device, dtype=dtype)
                     labels = labels.to(device)
+                    ref_levels.new_forward()
                     ann_out = ann(x)
                     snn_out = snn(x)
                     if reference is not ann:  # in float64 the ANN forward filled the levels
+                        ref_levels.new_forward()
                         reference(x.to(torch.float64))
                     boundary = torch.zeros(len(labels), dtype=torch.bool, device=device)
                     for name in names:

@@ -31,6 +31,7 @@ import torch
 __all__ = [
     "IFCounts",
     "pasc_if",
+    "pasc_if_input",
     "pasc_if_reference",
     "pasc_if_train",
     "stage2_steps",
@@ -217,3 +218,33 @@ def vanilla_if_step(
     fire = (mem >= theta).to(x.dtype)
     mem = mem - fire * theta
     return fire * theta, mem
+
+
+def pasc_if_input(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.Tensor, IFCounts]:
+    """The input layer (paper Algorithm 2): ``x`` is ``[1, ...]``, a real-valued train of one step.
+
+    The level is computed with the ANN's own QCFS formula, the same torch operations in the
+    same order as ``QCFS.forward`` (θ cast to ``x``'s dtype first), so it is bit-identical to
+    the ANN's first activation in every dtype:
+
+        k = floor(x·L/θ + ½);    count = clamp(k, 0, L)
+
+    and the output is the thermometer code of ``count`` (``[L, ...]``, values 0 and θ/L).
+    Spike statistics are those of Algorithm 1 with ``T_in = 1`` in exact arithmetic: after
+    stage 1 the membrane is ``θ*/2 + x``, so stages 1–2 fire ``clamp(k, 0, L)`` excitatory and
+    ``clamp(−k, 0, L − 1)`` inhibitory spikes; updates are ``1``, ``L − 1`` and ``L`` per neuron.
+    """
+    k = torch.floor(x[0] * L / theta.to(x.dtype) + 0.5)
+    count = k.clamp(0, L)
+    n = x[0].numel()
+    excitatory = count.to(torch.int64).sum()
+    inhibitory = (-k).clamp(0, L - 1).to(torch.int64).sum()
+    counts = IFCounts(
+        excitatory=excitatory,
+        inhibitory=inhibitory,
+        output=excitatory.clone(),
+        updates_stage1=n,
+        updates_stage2=stage2_steps(1, L) * n,
+        updates_stage3=L * n,
+    )
+    return thermometer(count, L, (theta / L).to(x.dtype)), counts  # θ* as in pasc_if_train

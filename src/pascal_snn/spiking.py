@@ -9,12 +9,15 @@ lengths are fixed at conversion time, so every module knows the ``T`` of its inp
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
-from pascal_snn.neuron import pasc_if_train, vanilla_if_step
+from pascal_snn.neuron import pasc_if_input, pasc_if_train, vanilla_if_step
 
 __all__ = [
+    "ChannelAffine",
     "MatMulLayer",
     "PascIF",
     "VanillaIF",
@@ -22,6 +25,9 @@ __all__ = [
     "sum_steps",
     "train_add",
     "train_cat",
+    "train_reshape",
+    "train_shift",
+    "train_sub",
 ]
 
 
@@ -45,10 +51,14 @@ def train_add(a: torch.Tensor, b: torch.Tensor, t_a: int, t_b: int) -> torch.Ten
     return pad_train(a, t_a, t) + pad_train(b, t_b, t)
 
 
-def train_cat(tensors: list[torch.Tensor], lengths: list[int], dim: int = 1) -> torch.Tensor:
-    """Concatenate trains along a non-batch ``dim`` after zero-padding them to one length."""
+def train_cat(
+    tensors: Sequence[torch.Tensor], lengths: Sequence[int], dim: int = 1, stack: bool = False
+) -> torch.Tensor:
+    """Concatenate (or stack) trains along a non-batch ``dim`` after zero-padding them to one
+    length; a shorter thermometer code padded with zeros is still a thermometer code."""
     t = max(lengths)
-    return torch.cat([pad_train(x, n, t) for x, n in zip(tensors, lengths)], dim=dim)
+    padded = [pad_train(x, n, t) for x, n in zip(tensors, lengths, strict=True)]
+    return torch.stack(padded, dim=dim) if stack else torch.cat(padded, dim=dim)
 
 
 def sum_steps(x: torch.Tensor, t: int) -> torch.Tensor:
@@ -56,19 +66,29 @@ def sum_steps(x: torch.Tensor, t: int) -> torch.Tensor:
     return unfold(x, t).sum(0)
 
 
-def checked_reshape(x: torch.Tensor, method: str, *args, **kwargs) -> torch.Tensor:
-    """``x.view/reshape/flatten(...)`` that must keep dim 0 (time × batch) intact.
+def train_sub(a: torch.Tensor, b: torch.Tensor, t_a: int, t_b: int) -> torch.Tensor:
+    """Difference of trains of lengths ``t_a`` and ``t_b``: zero-pad both to the longer."""
+    t = max(t_a, t_b)
+    return pad_train(a, t_a, t) - pad_train(b, t_b, t)
 
-    A reshape that moved values across dim 0 would mix time steps into features.
+
+def train_shift(
+    x: torch.Tensor, c: torch.Tensor | float, t: int, subtract: bool, constant_first: bool
+) -> torch.Tensor:
+    """``x ± c`` or ``c ± x`` on a train of length ``t``: every step gets ``c / t``."""
+    part = c / t
+    if constant_first:
+        return part - x if subtract else part + x
+    return x - part if subtract else x + part
+
+
+def train_reshape(x: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """Any reshape of a folded train to per-sample ``shape`` (dim 0, time × batch, kept).
+
+    The converter replaces every view/reshape/flatten/squeeze/… by this, with the shape the
+    annotation found, so a size read from the batch (``x.view(b, -1)``) never reaches it.
     """
-    y = getattr(x, method)(*args, **kwargs)
-    if y.dim() == 0 or y.shape[0] != x.shape[0]:
-        raise RuntimeError(
-            f"{method}{tuple(args)} changes the batch dimension ({x.shape[0]} -> "
-            f"{tuple(y.shape)}); in a converted network the batch dimension also holds time "
-            "steps, so reshape with x.size(0) (or x.flatten(1)) instead of a fixed batch size"
-        )
-    return y
+    return x.reshape(-1, *shape)
 
 
 class MatMulLayer(nn.Module):
@@ -84,10 +104,41 @@ class MatMulLayer(nn.Module):
         self.t_in = t_in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
+        out: torch.Tensor = self.op(x)
+        return out
 
     def extra_repr(self) -> str:
         return f"t_in={self.t_in}"
+
+
+class ChannelAffine(nn.Module):
+    """A BatchNorm that is not folded: ``y_t = a·x_t + c / T_in`` per channel (dim 1).
+
+    ``a = γ/√(σ² + ε)``, ``c = β − μ·a`` from the BatchNorm's running statistics; works on
+    every layout BatchNorm accepts: ``[B, C]``, ``[B, C, L]``, ``[B, C, H, W]`` and
+    ``[B, C, D, H, W]``.
+    """
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+
+    def __init__(self, bn: nn.Module, t_in: int) -> None:
+        super().__init__()
+        mean, var = bn.running_mean, bn.running_var
+        assert isinstance(mean, torch.Tensor) and isinstance(var, torch.Tensor)
+        weight = bn.weight if isinstance(bn.weight, torch.Tensor) else torch.ones_like(var)
+        bias = bn.bias if isinstance(bn.bias, torch.Tensor) else torch.zeros_like(mean)
+        scale = weight.detach() / torch.sqrt(var + float(bn.eps))  # type: ignore[arg-type]
+        self.register_buffer("scale", scale)
+        self.register_buffer("shift", (bias.detach() - mean * scale) / t_in)
+        self.t_in = t_in
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        view = (1, -1, *([1] * (x.dim() - 2)))
+        return x * self.scale.view(view) + self.shift.view(view)
+
+    def extra_repr(self) -> str:
+        return f"channels={self.scale.numel()}, t_in={self.t_in}"
 
 
 class PascIF(nn.Module):
@@ -98,17 +149,19 @@ class PascIF(nn.Module):
     int64 buffers until :meth:`reset_stats`.
     """
 
+    theta: torch.Tensor
     excitatory: torch.Tensor
     inhibitory: torch.Tensor
     output_spikes: torch.Tensor
     updates: torch.Tensor
     samples: torch.Tensor
 
-    def __init__(self, theta: torch.Tensor, L: int, t_in: int) -> None:
+    def __init__(self, theta: torch.Tensor, L: int, t_in: int, from_image: bool = False) -> None:
         super().__init__()
         self.register_buffer("theta", theta.detach().clone())
         self.L = L
         self.t_in = t_in
+        self.from_image = from_image
         self.neurons = 0  # neurons per sample, known after the first forward
         for name in ("excitatory", "inhibitory", "output_spikes", "samples"):
             self.register_buffer(name, torch.zeros((), dtype=torch.int64), persistent=False)
@@ -121,7 +174,8 @@ class PascIF(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = unfold(x, self.t_in)
-        out, c = pasc_if_train(steps, self.theta, self.L)
+        run = pasc_if_input if self.from_image else pasc_if_train
+        out, c = run(steps, self.theta, self.L)
         self.neurons = steps[0, 0].numel()
         self.samples += steps.shape[1]
         self.excitatory += c.excitatory
@@ -138,7 +192,8 @@ class PascIF(nn.Module):
         self.updates.zero_()
 
     def extra_repr(self) -> str:
-        return f"L={self.L}, t_in={self.t_in}, theta={float(self.theta):.4g}"
+        image = ", input layer (Algorithm 2)" if self.from_image else ""
+        return f"L={self.L}, t_in={self.t_in}, theta={float(self.theta):.4g}{image}"
 
 
 class VanillaIF(nn.Module):
@@ -146,6 +201,8 @@ class VanillaIF(nn.Module):
 
     State (the membrane potential) lives in the module; :meth:`reset` starts a new run.
     """
+
+    theta: torch.Tensor
 
     def __init__(self, theta: torch.Tensor) -> None:
         super().__init__()

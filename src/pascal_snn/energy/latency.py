@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from torch import fx, nn
 
-from pascal_snn.energy.topology import META_METHODS, NEURON, graph_of
+from pascal_snn.convert import Kind, annotate_model, info
 from pascal_snn.neuron import stage2_steps
 
 __all__ = ["Latency", "NeuronTiming", "chain_latency", "if_delay", "latency"]
@@ -53,37 +53,26 @@ class Latency:
     neurons: tuple[NeuronTiming, ...]
 
 
-def latency(net: nn.Module) -> Latency:
-    """Latency of ``net`` (a PascNetwork, or a QCFS ANN whose conversion it describes)."""
-    gm = graph_of(net)
-    modules = dict(gm.named_modules())
-    timing: dict[fx.Node, tuple[int, int] | None] = {}  # node → (start, length) or None
+def latency(net: nn.Module, input_shape: Sequence[int] | None = None) -> Latency:
+    """Latency of ``net``: a QCFS ANN (whose conversion it describes) with ``input_shape``,
+    one sample's shape, or a converted network (its current input shape by default)."""
+    graph = annotate_model(net, input_shape).graph
+    start: dict[fx.Node, int] = {}  # train node → step at which its first step is ready
     neurons: list[NeuronTiming] = []
     total, out_length = 0, 0
-    for node in gm.graph.nodes:
-        data = [timing[a] for a in node.all_input_nodes if timing[a] is not None]
-        module = modules.get(str(node.target)) if node.op == "call_module" else None
-        if node.op == "placeholder":
-            timing[node] = (0, 1)
-        elif node.op == "output":
-            timing[node] = None
-            if data:
-                start, length = data[0]  # type: ignore[misc]
-                total, out_length = start + length, length
-        elif (
-            not data
-            or (node.op == "call_method" and node.target in META_METHODS)
-            or (node.op == "call_function" and node.target is getattr)
-        ):
-            timing[node] = None
-        elif isinstance(module, NEURON):
-            start, t_in = max(d[0] for d in data), max(d[1] for d in data)  # type: ignore[index]
-            L = int(module.L)
-            out = start + if_delay(t_in, L)
-            neurons.append(NeuronTiming(str(node.target), t_in, L, start, out))
-            timing[node] = (out, L)
-        else:
-            timing[node] = (max(d[0] for d in data), max(d[1] for d in data))  # type: ignore[index]
+    for node in graph.nodes:
+        i = info(node)
+        trains = [a for a in node.all_input_nodes if info(a).t is not None]
+        begin = max((start[a] for a in trains), default=0)
+        if i.kind is Kind.OUTPUT:
+            total, out_length = begin + int(i.t or 0), int(i.t or 0)
+        elif i.kind is Kind.NEURON:
+            assert i.site is not None and i.level is not None and i.t_in is not None
+            out = begin + if_delay(i.t_in, i.level)
+            neurons.append(NeuronTiming(i.site, i.t_in, i.level, begin, out))
+            start[node] = out
+        elif i.t is not None:
+            start[node] = begin
     return Latency(total, out_length, tuple(neurons))
 
 

@@ -71,7 +71,8 @@ def _row(name: str, module: nn.Module, out: torch.Tensor) -> LayerRow:
 
 
 def _matmul_modules(model: nn.Module) -> dict[nn.Module, str]:
-    """Conv/linear modules → report name (a converted layer reports its MatMulLayer's name)."""
+    """Conv/linear modules → report name (a converted layer reports its MatMulLayer's name,
+    which is its call site's; a module the ANN calls twice reports ``name`` and ``name#2``)."""
     root = model.graph if isinstance(model, PascNetwork) else model
     names: dict[nn.Module, str] = {}
     for name, module in root.named_modules():
@@ -120,12 +121,19 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
 
     ``input_shape`` is one image's shape (``(C, H, W)``). The forward runs on the meta device
     where the model allows it (fast, even for VGG-16 at 224×224), else on one zero image.
+    Rows are named after call sites: a layer the forward calls twice gives ``fc`` and ``fc#2``.
     """
+    if isinstance(model, PascNetwork):
+        model.prepare(input_shape)
     names = _matmul_modules(model)
     rows: list[LayerRow] = []
+    calls: dict[str, int] = {}
 
     def hook(module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
-        rows.append(_row(names[module], module, out))
+        name = names[module]
+        calls[name] = calls.get(name, 0) + 1
+        site = name if calls[name] == 1 else f"{name}#{calls[name]}"
+        rows.append(_row(site, module, out))
 
     handles = [m.register_forward_hook(hook) for m in names]
     ref = _first_tensor(model)
@@ -134,11 +142,15 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
     try:
         model.eval()
         with torch.no_grad():
-            try:
-                _forward_meta(model, input_shape, dtype)
-            except Exception:  # a module needs real values (e.g. PascIF reads θ on the host)
-                rows.clear()
+            if isinstance(model, PascNetwork):  # its IF layers read θ on the host
                 _forward_real(model, input_shape, ref)
+            else:
+                try:
+                    _forward_meta(model, input_shape, dtype)
+                except Exception:  # a module needs real values
+                    rows.clear()
+                    calls.clear()
+                    _forward_real(model, input_shape, ref)
     finally:
         for h in handles:
             h.remove()

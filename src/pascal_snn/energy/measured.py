@@ -17,6 +17,7 @@ per stage (``PascIF`` buffers). Spike rates per layer input come from those coun
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -160,6 +161,12 @@ def measure(
         net.to(device)
     dev = torch.device(device) if device is not None else (ref.device if ref is not None else None)
     dtype = next((p.dtype for p in net.parameters() if p.is_floating_point()), torch.float32)
+    batches = (x.to(device=dev, dtype=dtype) for x in _batches(loader, num_images))
+    first = next(batches, None)
+    if first is None:
+        raise DataError("the data loader yielded no images to measure")
+    shape = tuple(first.shape[1:])
+    net.prepare(shape, first)  # the layers (and their names) of this input shape
     topo = topology(net)
     kinds = {link.name: link.input for link in topo.links}
     tallies: dict[str, _Tally] = {name: _Tally() for name in kinds}
@@ -184,8 +191,13 @@ def measure(
     images = 0
     try:
         with torch.no_grad():
-            for x in _batches(loader, num_images):
-                net(x.to(device=dev, dtype=dtype))
+            for x in itertools.chain([first], batches):
+                if tuple(x.shape[1:]) != shape:
+                    raise DataError(
+                        f"measure() needs one image shape; got {shape} and then "
+                        f"{tuple(x.shape[1:])}"
+                    )
+                net(x)
                 images += x.shape[0]
     finally:
         for h in handles:

@@ -118,7 +118,7 @@ def energy_report(
             raise ValueError("energy_report needs input_shape or a loader to read it from")
         input_shape, loader = _input_shape(loader)
     rows = layer_table(structure, input_shape)
-    topo = topology(structure)
+    topo = topology(structure, input_shape)
     links = {link.name: link for link in topo.links}
     if [r.name for r in rows] != list(links):
         raise RuntimeError("layer table and graph disagree on the conv/linear layers")
@@ -166,7 +166,7 @@ def energy_report(
                 "measured": measured_layers[i] or None,
             }
         )
-    lat = latency(structure)
+    lat = latency(structure, input_shape)
     graph = structure.graph if isinstance(structure, PascNetwork) else structure
     return {
         "model": type(graph).__name__,
