@@ -288,7 +288,7 @@ def test_histogram_of_outputs_outside_the_levels_raises_on_every_path():
     with torch.no_grad():
         model[1].theta.fill_(math.nan)
     data = [(torch.randn(3, 4), torch.zeros(3))]
-    with pytest.raises(ValueError, match="outside 0..4"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.4"):
         level_histograms(model, data, 3)
-    with pytest.raises(ValueError, match="outside 0..4"):
+    with pytest.raises(ValueError, match=r"outside 0\.\.4"):
         level_histograms(model.half(), [(x.half(), y) for x, y in data], 3)  # torch path

@@ -71,9 +71,7 @@ def thermometer_reference(count, L, spike):
 
 def tunings():
     """Every kernel variant at 1, 2 and 3 threads, splitting even the smallest inputs."""
-    return [
-        kernel.Tuning(k, threads, grain=1) for k in kernel.variants() for threads in (1, 2, 3)
-    ]
+    return [kernel.Tuning(k, threads, grain=1) for k in kernel.variants() for threads in (1, 2, 3)]
 
 
 def all_paths(x, theta, L):

@@ -244,7 +244,8 @@ def test_kernel_gradients_equal_torch_path(dtype, L):
     for k in kernel.variants():
         for threads in (1, 3):
             tuning = kernel.Tuning(k, threads, grain=1)
-            got = kernel.qcfs_backward(weights, dense.detach(), float(act.theta.detach()), L, tuning)
+            theta = float(act.theta.detach())
+            got = kernel.qcfs_backward(weights, dense.detach(), theta, L, tuning)
             assert got is not None and torch.equal(got[0], gx), (k.isa, threads)
 
 

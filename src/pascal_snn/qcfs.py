@@ -83,10 +83,11 @@ class _QCFSFunction(torch.autograd.Function):
         x, theta = ctx.saved_tensors
         L: int = ctx.L
         if grad.device.type == "cpu" and grad.dtype in (torch.float32, torch.float64):
-            fast = kernel.qcfs_backward(grad, x, float(theta.detach()), L)
+            th = float(theta.detach())
+            fast = kernel.qcfs_backward(grad, x, th, L)
             if fast is not None:
                 masked, grad_c, masked_x = fast
-                grad_theta = torch.tensor(grad_c - masked_x / float(theta.detach()), dtype=theta.dtype)
+                grad_theta = torch.tensor(grad_c - masked_x / th, dtype=theta.dtype)
                 return masked, grad_theta.reshape(theta.shape), None
         v = _quantized(x, theta, L)
         inside = (v >= 0) & (v <= 1)
