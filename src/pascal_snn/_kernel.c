@@ -12,9 +12,10 @@
  * backward's two float totals (fixed for a given thread count).
  *
  * Instruction sets: every kernel is compiled once per x86-64 level (base, v2 = SSE4.2,
- * v3 = AVX2, v4 = AVX-512) under its own name (pasc_if_f32_v3, ...); the loader picks the
- * highest level pascal_kernel_isa_supported() reports, and tests run every supported level.
- * Elsewhere only "base" exists, compiled for the default target.
+ * v3 = AVX2, v4 = AVX-512) under its own name (pasc_if_f32_v3, ...), the IF neuron with GCC/Clang
+ * vector extensions VBYTES wide (16, 16, 32, 64); the loader picks the highest level
+ * pascal_kernel_isa_supported() reports, and tests run every supported level. Elsewhere only
+ * "base" exists, compiled for the default target.
  */
 
 #include <float.h>
@@ -91,26 +92,34 @@ int pascal_kernel_isa_supported(int level) {
 #define RINT __builtin_rintf
 #define ISA base
 #define KERNEL_TARGET
+#define VBYTES 16
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #ifdef PASCAL_X86
 #define ISA v2
 #define KERNEL_TARGET __attribute__((target("sse4.2,popcnt")))
+#define VBYTES 16
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #define ISA v3
 #define KERNEL_TARGET __attribute__((target("avx2,fma,bmi,bmi2,popcnt,sse4.2")))
+#define VBYTES 32
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #define ISA v4
 #define KERNEL_TARGET                                                                         \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi,bmi2,popcnt,sse4.2")))
+#define VBYTES 64
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #endif
 #undef REAL
 #undef SFX
@@ -125,26 +134,34 @@ int pascal_kernel_isa_supported(int level) {
 #define RINT __builtin_rint
 #define ISA base
 #define KERNEL_TARGET
+#define VBYTES 16
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #ifdef PASCAL_X86
 #define ISA v2
 #define KERNEL_TARGET __attribute__((target("sse4.2,popcnt")))
+#define VBYTES 16
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #define ISA v3
 #define KERNEL_TARGET __attribute__((target("avx2,fma,bmi,bmi2,popcnt,sse4.2")))
+#define VBYTES 32
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #define ISA v4
 #define KERNEL_TARGET                                                                         \
     __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,bmi,bmi2,popcnt,sse4.2")))
+#define VBYTES 64
 #include "_kernel_impl.h"
 #undef ISA
 #undef KERNEL_TARGET
+#undef VBYTES
 #endif
 #undef REAL
 #undef SFX

@@ -26,82 +26,146 @@ typedef struct {
     int64_t totals[3]; /* excitatory, inhibitory, output spikes of this range */
 } FN(if_job);
 
+/* Vector types of this variant (VBYTES wide), loadable from unaligned addresses. */
+typedef REAL FN(vr) __attribute__((vector_size(VBYTES), may_alias, aligned(sizeof(REAL))));
+typedef CINT FN(vi) __attribute__((vector_size(VBYTES), may_alias, aligned(sizeof(REAL))));
+#define VR FN(vr)
+#define VI FN(vi)
+#define VN ((int64_t)(VBYTES / sizeof(REAL)))
+/* the lanes of a where m is true (all bits set), else those of b */
+#define SEL(m, a, b) ((VR)(((m) & (VI)(a)) | (~(m) & (VI)(b))))
+
+/* every lane = v, bit for bit (vzero + v would turn -0.0 into +0.0) */
+static inline KERNEL_TARGET VR FN(splat)(REAL v) {
+    VR out;
+    for (int64_t l = 0; l < VN; l++)
+        out[l] = v;
+    return out;
+}
+
+static inline KERNEL_TARGET int FN(any)(VI v) {
+    CINT acc = 0;
+    for (int64_t l = 0; l < VN; l++)
+        acc |= v[l];
+    return acc != 0;
+}
+
+/* One neuron, scalar: the tail of a chunk that fills no whole vector. Same operations. */
+static KERNEL_TARGET void FN(if_one)(const FN(if_job) *job, int64_t j, int64_t *totals) {
+    const REAL spike = job->spike, zero = 0;
+    REAL m = (REAL)0.5 * spike + job->x[j];
+    CINT f = m >= spike;
+    m = f ? m - spike : m;
+    CINT cnt = f, neg = 0;
+    for (int64_t t = 1; t < job->t_in; t++) {
+        m = m + job->x[t * job->n + j];
+        f = m >= spike;
+        m = f ? m - spike : m;
+        cnt += f;
+    }
+    for (int64_t s = 0; s < job->steps; s++) {
+        f = m >= spike;
+        const CINT g = (m < zero) & !f;
+        if (!(f | g))
+            break;
+        m = f ? m - spike : (g ? m + spike : m);
+        cnt += f - g;
+        neg += g;
+    }
+    const int64_t c = cnt < 0 ? 0 : (cnt > job->L ? job->L : cnt);
+    totals[0] += (int64_t)cnt + neg;
+    totals[1] += neg;
+    totals[2] += c;
+    if (job->count)
+        job->count[j] = c;
+    if (job->train)
+        for (int64_t k = 0; k < job->L; k++)
+            job->train[k * job->n + j] = (REAL)(k < c) * spike;
+}
+
+/* Neurons [lo, hi), VN at a time with every state in registers: stage 1 over T_in inputs,
+ * stage 2 (stopping once a step changes no lane: checked every fourth step), stage 3. */
 static KERNEL_TARGET void FN(if_range)(FN(if_job) *job) {
     const REAL spike = job->spike;
-    const REAL half = (REAL)0.5 * spike; /* the reference's full_like(x, 0.5) * spike */
-    const REAL on = (REAL)1 * spike;     /* thermometer: [k < c] as 1/0, times spike */
-    const REAL off = (REAL)0 * spike;    /* -0.0 when spike < 0, as the reference's 0*spike */
-    const REAL zero = 0;
+    const VR vzero = FN(splat)(0);
+    const VR vspike = FN(splat)(spike);
+    const VR vhalf = FN(splat)((REAL)0.5 * spike); /* the reference's full_like(x, 0.5) * spike */
+    const VR von = FN(splat)((REAL)1 * spike);     /* thermometer: [k < c] as 1/0, times spike */
+    const VR voff = FN(splat)((REAL)0 * spike);    /* -0.0 when spike < 0, as 0 * spike */
+    const VI izero = {0};
+    const VI vL = izero + (CINT)job->L;
+    const REAL *x = job->x;
     const int64_t n = job->n, t_in = job->t_in, L = job->L, steps = job->steps;
-    int64_t exc = 0, inh = 0, out = 0;
-    REAL mem[BLOCK];
-    CINT cnt[BLOCK], neg[BLOCK];
-    for (int64_t j0 = job->lo; j0 < job->hi; j0 += BLOCK) {
-        const int64_t jn = job->hi - j0 < BLOCK ? job->hi - j0 : BLOCK;
+    /* per-lane totals, flushed to int64 before a 32-bit lane could overflow */
+    const int64_t per_group = t_in + steps + L + 1;
+    const int64_t flush = per_group < ((int64_t)1 << 29) ? ((int64_t)1 << 29) / per_group : 1;
+    int64_t totals[3] = {0, 0, 0}, since = 0;
+    VI raw_acc = izero, neg_acc = izero, kept_acc = izero;
+    int64_t j = job->lo;
+    for (; j + VN <= job->hi; j += VN) {
         /* stage 1: mem = spike/2 + X[1], then mem += X[t]; it fires when mem >= spike */
-        const REAL *x0 = job->x + j0;
-        for (int64_t j = 0; j < jn; j++) {
-            const REAL m = half + x0[j];
-            const CINT f = m >= spike;
-            mem[j] = f ? m - spike : m;
-            cnt[j] = f;
-            neg[j] = 0;
-        }
+        VR mem = vhalf + *(const VR *)(x + j);
+        VI f = mem >= vspike;
+        mem = SEL(f, mem - vspike, mem);
+        VI cnt = izero - f; /* a true comparison is -1 */
         for (int64_t t = 1; t < t_in; t++) {
-            const REAL *xt = job->x + t * n + j0;
-            for (int64_t j = 0; j < jn; j++) {
-                const REAL m = mem[j] + xt[j];
-                const CINT f = m >= spike;
-                mem[j] = f ? m - spike : m;
-                cnt[j] += f;
-            }
+            mem = mem + *(const VR *)(x + t * n + j);
+            f = mem >= vspike;
+            mem = SEL(f, mem - vspike, mem);
+            cnt -= f;
         }
-        /* stage 2: excitatory when mem >= spike, else inhibitory when mem < 0. A step that
-         * changes no neuron of the block leaves every later step unchanged too: stop. */
+        /* stage 2: excitatory when mem >= spike, else inhibitory when mem < 0 */
+        VI neg = izero;
         for (int64_t s = 0; s < steps; s++) {
-            CINT active = 0;
-            for (int64_t j = 0; j < jn; j++) {
-                const REAL m = mem[j];
-                const CINT f = m >= spike;
-                const CINT g = (m < zero) & !f;
-                mem[j] = f ? m - spike : (g ? m + spike : m);
-                cnt[j] += f - g;
-                neg[j] += g;
-                active |= f | g;
+            f = mem >= vspike;
+            const VI g = (mem < vzero) & ~f;
+            if ((s & 3) == 3 && !FN(any)(f | g))
+                break; /* no lane changes in this step, so none in any later one */
+            mem = SEL(f, mem - vspike, SEL(g, mem + vspike, mem));
+            cnt = cnt - f + g;
+            neg -= g;
+        }
+        const VI c = (VI)SEL(cnt < izero, izero, SEL(cnt > vL, vL, cnt));
+        raw_acc += cnt;
+        neg_acc += neg;
+        kept_acc += c;
+        if (++since == flush) {
+            for (int64_t l = 0; l < VN; l++) {
+                totals[0] += (int64_t)raw_acc[l] + neg_acc[l];
+                totals[1] += neg_acc[l];
+                totals[2] += kept_acc[l];
             }
-            if (!active)
-                break;
+            raw_acc = neg_acc = kept_acc = izero;
+            since = 0;
         }
-        /* totals: sum (exc - inh) = sum count, so excitatory = sum count + inhibitory */
-        int64_t raw = 0, inhibited = 0, kept = 0;
-        for (int64_t j = 0; j < jn; j++) {
-            const CINT c = cnt[j] < 0 ? 0 : (cnt[j] > (CINT)L ? (CINT)L : cnt[j]);
-            raw += cnt[j];
-            inhibited += neg[j];
-            kept += c;
-            cnt[j] = c;
-        }
-        exc += raw + inhibited;
-        inh += inhibited;
-        out += kept;
-        if (job->count) {
-            for (int64_t j = 0; j < jn; j++)
-                job->count[j0 + j] = cnt[j];
-        }
+        if (job->count)
+            for (int64_t l = 0; l < VN; l++)
+                job->count[j + l] = c[l];
         /* stage 3: the thermometer code, out[k] = spike for k < clamp(count, 0, L) */
         if (job->train) {
+            VI vk = izero;
             for (int64_t k = 0; k < L; k++) {
-                REAL *ok = job->train + k * n + j0;
-                const CINT kk = (CINT)k;
-                for (int64_t j = 0; j < jn; j++)
-                    ok[j] = kk < cnt[j] ? on : off;
+                *(VR *)(job->train + k * n + j) = SEL(vk < c, von, voff);
+                vk += 1;
             }
         }
     }
-    job->totals[0] = exc;
-    job->totals[1] = inh;
-    job->totals[2] = out;
+    for (int64_t l = 0; l < VN; l++) {
+        totals[0] += (int64_t)raw_acc[l] + neg_acc[l];
+        totals[1] += neg_acc[l];
+        totals[2] += kept_acc[l];
+    }
+    for (; j < job->hi; j++)
+        FN(if_one)(job, j, totals);
+    job->totals[0] = totals[0];
+    job->totals[1] = totals[1];
+    job->totals[2] = totals[2];
 }
+
+#undef SEL
+#undef VN
+#undef VI
+#undef VR
 
 static void *FN(if_worker)(void *arg) {
     FN(if_range)((FN(if_job) *)arg);
