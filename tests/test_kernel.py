@@ -64,6 +64,8 @@ def test_kernel_declines_what_it_cannot_run():
     assert kernel.qcfs_forward(torch.randn(4, 6)[:, ::2], 1.0, 2) is None
     hist = torch.zeros(3, dtype=torch.int64)
     assert kernel.level_histogram(x, 1.0, 2, hist.int()) is None
+    big = 1 << 20  # float bin indices: the kernel declines, the torch path counts
+    assert kernel.level_histogram(x, 1.0, big, torch.zeros(big + 1, dtype=torch.int64)) is None
     if kernel.available():
         with pytest.raises(ValueError, match="L \\+ 1"):
             kernel.level_histogram(x, 1.0, 3, hist)

@@ -186,6 +186,8 @@ def pasc_if(
     t_in, n = x.shape[0], x[0].numel()
     if t_in < 1 or not _dense(x[0]) or (t_in > 1 and x.stride(0) != n):
         return None
+    if t_in + steps + L >= 1 << 29:  # the float32 kernel counts spikes in 32-bit lanes
+        return None
     step_strides = x.stride()[1:]
     out = None
     if train:
@@ -258,8 +260,8 @@ def level_histogram(
     outside ``0 … L`` (those are not counted), or None if it cannot run here (then ``hist`` is
     unchanged).
     """
-    if (k := _runs_on(tuning.kernels, h)) is None or not _dense(h):
-        return None
+    if (k := _runs_on(tuning.kernels, h)) is None or not _dense(h) or L >= 1 << 20:
+        return None  # (bin indices are floats there: exact below 2^20 with room to spare)
     if hist.dtype != torch.int64 or hist.device.type != "cpu" or not hist.is_contiguous():
         return None
     if hist.numel() != L + 1:
