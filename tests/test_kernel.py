@@ -85,3 +85,40 @@ def test_dense_layouts():
     assert kernel._dense(torch.empty(0, 3)) and kernel._dense(torch.randn(1, 1, 7)[:, :, :1])
     assert not kernel._dense(x[:, :, ::2]) and not kernel._dense(x[:, :2])
     assert not kernel._dense(torch.randn(5, 1).expand(5, 3))
+
+
+@pytest.mark.skipif(not kernel.available(), reason="no kernel built")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("t_in", "L"), [(4, 4), (6, 3), (5, 1)])
+def test_train_can_overwrite_its_input(dtype, t_in, L):
+    """With T_in ≥ L the train may be written over the input (the spent conv output)."""
+    g = torch.Generator().manual_seed(t_in * 10 + L)
+    x = (torch.randn(t_in, 2000, generator=g, dtype=torch.float64) * 2).to(dtype)
+    theta = torch.tensor(2.2, dtype=dtype)
+    spike = float((theta / L).to(dtype))
+    ref, c_ref = pasc_if_reference(x, theta, L)
+    expected = (torch.arange(L).view(L, 1) < ref).to(dtype) * spike
+    steps = max(t_in, L) - 1
+    for k in kernel.variants():
+        for threads in (1, 3):
+            work = x.clone()
+            tuning = kernel.Tuning(k, threads, grain=1)
+            got = kernel.pasc_if(work, spike, L, steps, True, False, tuning, out=work[:L])
+            assert got is not None and got[0].data_ptr() == work.data_ptr()
+            assert torch.equal(work[:L], expected), (k.isa, threads)
+            assert got[2] == (int(c_ref.excitatory), int(c_ref.inhibitory), int(c_ref.output))
+
+
+@pytest.mark.skipif(not kernel.available(), reason="no kernel built")
+def test_out_that_cannot_hold_the_train_is_refused():
+    storage = torch.randn(4, 40)
+    x = storage[:3]
+    assert kernel.pasc_if(x, 0.5, 4, 3, True, False, out=torch.empty(4, 40)) is not None
+    with pytest.raises(ValueError, match="does not fit"):
+        kernel.pasc_if(x, 0.5, 4, 3, True, False, out=storage)  # 4 steps over 3 inputs
+    with pytest.raises(ValueError, match="must have the layout"):
+        kernel.pasc_if(x, 0.5, 2, 2, True, False, out=torch.empty(40, 2).T)
+    with pytest.raises(ValueError, match="overlaps"):
+        kernel.pasc_if(x, 0.5, 2, 2, True, False, out=x[1:])
+    with pytest.raises(ValueError, match="must be"):
+        kernel.pasc_if(x, 0.5, 2, 2, True, False, out=torch.empty(2, 41))

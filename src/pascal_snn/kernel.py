@@ -173,13 +173,17 @@ def pasc_if(
     train: bool,
     count: bool,
     tuning: Tuning = DEFAULT,
+    out: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple[int, int, int]] | None:
     """Algorithm 1 on ``x`` ``[T_in, ...]`` with ``θ* = spike``; ``steps`` stage-2 steps.
 
     Returns ``(train [L, ...] or None, clamp(count, 0, L) int64 or None, (excitatory,
     inhibitory, output))``, or None when the kernel cannot run ``x`` here. Each step of ``x``
     must be dense (any dimension order, the same for every step); the outputs take that
-    order.
+    order. ``out`` (with ``train``) receives the train instead of a new tensor: laid out like
+    the result would be, and either disjoint from ``x`` or ``x`` itself (its first L steps)
+    when ``T_in ≥ L`` — each neuron reads all its inputs before it writes, and neurons never
+    share storage, so the train may overwrite the input it came from.
     """
     if x.dim() < 1 or (k := _runs_on(tuning.kernels, x)) is None:
         return None
@@ -189,8 +193,9 @@ def pasc_if(
     if t_in + steps + L >= 1 << 29:  # the float32 kernel counts spikes in 32-bit lanes
         return None
     step_strides = x.stride()[1:]
-    out = None
-    if train:
+    if out is not None:
+        _check_out(out, x, L, n, step_strides)
+    elif train:
         out = torch.empty_strided((L, *x.shape[1:]), (n, *step_strides), dtype=x.dtype)
     levels = None
     if count:
@@ -203,7 +208,7 @@ def pasc_if(
         spike,
         L,
         steps,
-        out.data_ptr() if out is not None else None,
+        out.data_ptr() if train and out is not None else None,
         levels.data_ptr() if levels is not None else None,
         ctypes.addressof(totals),
         _threads(tuning.threads),
@@ -211,7 +216,25 @@ def pasc_if(
     )
     if rc != 0:
         return None
-    return out, levels, (totals[0], totals[1], totals[2])
+    return (out if train else None), levels, (totals[0], totals[1], totals[2])
+
+
+def _check_out(
+    out: torch.Tensor, x: torch.Tensor, L: int, n: int, step_strides: tuple[int, ...]
+) -> None:
+    """Raise ValueError unless ``out`` can take the train of ``x`` (see :func:`pasc_if`)."""
+    if out.shape != (L, *x.shape[1:]) or out.dtype != x.dtype or out.device != x.device:
+        raise ValueError(f"out must be {x.dtype} [{L}, *{tuple(x.shape[1:])}] on {x.device}")
+    if (L > 1 and out.stride(0) != n) or out.stride()[1:] != step_strides:
+        raise ValueError("out must have the layout of the train: x's steps, one after another")
+    size = x.element_size()
+    x_lo, out_lo = x.data_ptr(), out.data_ptr()
+    x_hi, out_hi = x_lo + x.shape[0] * n * size, out_lo + L * n * size
+    if out_lo == x_lo and out[0].stride() == x[0].stride():
+        if x.shape[0] < L:
+            raise ValueError(f"the train of {L} steps does not fit in {x.shape[0]} input steps")
+    elif out_lo < x_hi and x_lo < out_hi:
+        raise ValueError("out overlaps x other than as x itself")
 
 
 def qcfs_forward(
