@@ -31,15 +31,29 @@ peak lr 2e-3) on Fashion-MNIST zero-padded to 32×32, the gray channel repeated 
 (``--dataset synthetic`` where Fashion-MNIST is not installed); the activity reached is
 printed (output spikes per neuron per image over the L steps, mean over IF layers).
 
-Figures (Intel(R) Xeon(R) Processor, KVM, 2 cores, shared with other jobs; torch 2.14.1; the
-command below; after = this script on the C kernel; before = the same script on commit 5d3d163,
-whose ANN ran QCFS's training function):
+Figures: Intel(R) Xeon(R) Processor (KVM, family 6 model 167, AVX-512), 2 cores shared with
+other jobs (load average 5-7), torch 2.14.1, 1 thread, batch 64, L = 4; after = the C kernel
+(AVX-512 variant); before = the same script on commit 5d3d163 (torch IF; the ANN's QCFS ran
+its training function). Medians over 15 rounds (quartiles: BENCHMARKS.md); "tuned" = glibc
+kept freed memory (MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296):
 
-  see BENCHMARKS.md §5 (kept there, with each command, so the two never disagree)
+                               VGG-16                               ResNet-18
+                        before   after    tuned            before   after    tuned       goal
+  PASC / (L × ANN)       1.087    1.071    0.963            1.252    1.014    1.044     ≤ 1.0
+  PASC / floor           1.552    1.153    1.133            1.655    1.168    1.146     ≤ 1.2
+  IF share of PASC       40.2%    13.5%    11.7%            37.5%    13.4%    12.9%
+  QCFS / ReLU step (64)  1.721    1.071    1.063            1.391    1.092    1.084     ≤ 1.15
+  AL / efficient eval    1.765    1.169    1.296            1.996    1.226    1.276     ≤ 1.5
+
+("before" divides by the old, slower ANN.) With glibc's defaults PASC's L·B-image tensors are
+returned to the OS and re-faulted on every forward whenever the heap top is trimmed: 0-50k
+minor page faults per PASC forward at batch 64, which is why "after" moves between runs; the
+growth tables (L, batch), 2-thread figures and what bounds each goal are in BENCHMARKS.md §5.
 
     PYTHONPATH=src python benchmarks/speed.py --weights /tmp/perf/w --json speed.json
         [--models vgg16,resnet18] [--repeats 15] [--threads 1,2] [--growth-L 2,4,8,16]
         [--growth-batch 16,64,256] [--train-batches 64,128] [--al-images 3000] [--jelly]
+        [--parts inference,growth,training,al,memory]
 """
 
 from __future__ import annotations
@@ -555,24 +569,25 @@ def bench_model(name: str, args) -> dict:
         res["inference"][threads] = inference(model, x[:B], L, args.repeats, share=True)
     torch.set_num_threads(1)
     res["growth_L"] = {}
-    for level in args.growth_L:
+    for level in args.growth_L if "growth" in args.parts else []:
         print(f"[{name}] growth: L = {level} ...", flush=True)
         m = copy.deepcopy(model)
         set_levels(m, level)
         res["growth_L"][level] = inference(m, x[:B], level, args.growth_repeats, share=False)
     res["growth_batch"] = {}
-    for b in args.growth_batch:
+    for b in args.growth_batch if "growth" in args.parts else []:
         print(f"[{name}] growth: batch = {b} ...", flush=True)
         res["growth_batch"][b] = inference(model, x[:b], L, args.growth_repeats, share=False)
     res["training"] = {}
-    for b in args.train_batches:
+    for b in args.train_batches if "training" in args.parts else []:
         print(f"[{name}] training step, batch {b} ...", flush=True)
         res["training"][b] = training(model, x[:b], y[:b], args.repeats)
-    al_set = Subset(test, range(min(args.al_images, len(test))))
-    al_batches = list(batches(al_set, B, 3))  # decoded once: both runs alike
-    print(f"[{name}] AL statistics vs eval pass on {len(al_set)} images ...", flush=True)
-    res["al"] = al_statistics(model, al_batches, len(al_set), args.al_repeats)
-    if args.memory:
+    if "al" in args.parts:
+        al_set = Subset(test, range(min(args.al_images, len(test))))
+        al_batches = list(batches(al_set, B, 3))  # decoded once: both runs alike
+        print(f"[{name}] AL statistics vs eval pass on {len(al_set)} images ...", flush=True)
+        res["al"] = al_statistics(model, al_batches, len(al_set), args.al_repeats)
+    if args.memory and "memory" in args.parts:
         print(f"[{name}] peak memory, one child per measurement ...", flush=True)
         spec = {"model": name, "L": L, "width": args.width, "batch": B}
         mem = {kind: peak_memory(kind, spec) for kind in ("ann", "pasc")}
@@ -636,11 +651,13 @@ def table(results: list[dict], args) -> str:
                 f"  QCFS/ReLU training step, batch {b}: {fmt(q)} (CPU "
                 f"{t['qcfs_over_relu_cpu']['median']:.3f})   goal ≤ 1.15: {met(q['median'], 1.15)}"
             )
-        a = r["al"]["al_over_eval"]
-        lines.append(
-            f"  AL statistics / efficient eval pass: {fmt(a)} (CPU "
-            f"{r['al']['al_over_eval_cpu']['median']:.3f})   goal ≤ 1.5: {met(a['median'], 1.5)}"
-        )
+        if "al" in r:
+            a = r["al"]["al_over_eval"]
+            lines.append(
+                f"  AL statistics / efficient eval pass: {fmt(a)} (CPU "
+                f"{r['al']['al_over_eval_cpu']['median']:.3f})   goal ≤ 1.5: "
+                f"{met(a['median'], 1.5)}"
+            )
         if "pasc_over_ann_peak_memory" in r:
             lines.append(f"  PASC / ANN peak forward memory: {r['pasc_over_ann_peak_memory']:.2f}")
         if "spikingjelly" in r:
@@ -672,6 +689,12 @@ def main() -> None:
     parser.add_argument("--al-images", type=int, default=3000)
     parser.add_argument("--al-repeats", type=int, default=5)
     parser.add_argument("--no-memory", dest="memory", action="store_false")
+    parser.add_argument(
+        "--parts",
+        type=lambda text: set(text.split(",")),
+        default={"inference", "growth", "training", "al", "memory"},
+        help="which measurements to run (comma-separated; inference always runs)",
+    )
     parser.add_argument("--jelly", action="store_true", help="also time SpikingJelly")
     parser.add_argument(
         "--dataset", default="fashion-mnist", choices=["fashion-mnist", "synthetic"]
@@ -688,7 +711,8 @@ def main() -> None:
     if args.json:
         meta = {"torch": torch.__version__, "cpu": machine, "kernel": kernel_note()}
         meta["allocator"] = allocator_note()
-        write_json(args.json, {"args": vars(args), **meta, "results": results})
+        settings = {**vars(args), "parts": sorted(args.parts)}
+        write_json(args.json, {"args": settings, **meta, "results": results})
 
 
 if __name__ == "__main__":
