@@ -23,6 +23,8 @@ quartiles over rounds. One torch thread unless a table says otherwise.
     predictions equal the ANN's on the timed batch.
   - peak memory of one PASC forward / one ANN forward (one spawned child per measurement, as
     in benchmarks/memory.py).
+  - the IF kernel alone (1 M neurons, T_in = L = 4), per instruction-set variant, beside L
+    inference-QCFS passes and a copy of its input (the same bytes), CPU time, one thread.
   - optionally (``--jelly``) PASC / SpikingJelly at T = L, when spikingjelly imports.
 
 Models: VGG-16 and ResNet-18 (CIFAR layout, width 0.25, QCFS L = 4, 3 input channels),
@@ -53,7 +55,7 @@ growth tables (L, batch), 2-thread figures and what bounds each goal are in BENC
     PYTHONPATH=src python benchmarks/speed.py --weights /tmp/perf/w --json speed.json
         [--models vgg16,resnet18] [--repeats 15] [--threads 1,2] [--growth-L 2,4,8,16]
         [--growth-batch 16,64,256] [--train-batches 64,128] [--al-images 3000] [--jelly]
-        [--parts inference,growth,training,al,memory]
+        [--parts inference,growth,training,al,memory,kernel]
 """
 
 from __future__ import annotations
@@ -375,6 +377,30 @@ def inference(model: nn.Module, x: torch.Tensor, L: int, repeats: int, share: bo
     return out
 
 
+def kernel_alone(repeats: int, neurons: int = 1 << 20, L: int = 4) -> dict:
+    """CPU ms, one thread, of the IF kernel per instruction-set variant on ``[L, neurons]``
+    (T_in = L), beside L inference-QCFS kernel passes over ``neurons`` and a copy of the
+    input: the same bytes read and written as the IF."""
+    try:
+        from pascal_snn import kernel
+    except ImportError:
+        return {"note": "no C kernel in this pascal_snn"}
+    if not kernel.available():
+        return {"note": "C kernel not built"}
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(L, neurons, generator=g) * 0.6 - 0.3
+    copy_to = torch.empty_like(x)
+    funcs: dict[str, Callable[[], object]] = {}
+    for k in kernel.variants():
+        tuning = kernel.Tuning(k, threads=1)
+        funcs[f"IF {k.isa}"] = lambda t=tuning: kernel.pasc_if(x, 0.5, L, L - 1, True, False, t)
+    best = kernel.Tuning(kernel.library(), threads=1)
+    funcs["QCFS x L"] = lambda: [kernel.qcfs_forward(x[i], 2.0, L, best) for i in range(L)]
+    funcs["copy"] = lambda: copy_to.copy_(x)
+    t = interleaved(funcs, repeats)
+    return {k: statistics.median(v) * 1e3 for k, v in t.cpu.items()}
+
+
 # -- training and AL ---------------------------------------------------------------------------
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
     opt.zero_grad(set_to_none=True)
@@ -587,6 +613,10 @@ def bench_model(name: str, args) -> dict:
         al_batches = list(batches(al_set, B, 3))  # decoded once: both runs alike
         print(f"[{name}] AL statistics vs eval pass on {len(al_set)} images ...", flush=True)
         res["al"] = al_statistics(model, al_batches, len(al_set), args.al_repeats)
+    if "kernel" in args.parts and name == args.models.split(",")[0]:
+        torch.set_num_threads(1)
+        print("[kernel] the IF kernel alone ...", flush=True)
+        res["kernel_alone_cpu_ms"] = kernel_alone(args.repeats)
     if args.memory and "memory" in args.parts:
         print(f"[{name}] peak memory, one child per measurement ...", flush=True)
         spec = {"model": name, "L": L, "width": args.width, "batch": B}
@@ -660,6 +690,10 @@ def table(results: list[dict], args) -> str:
             )
         if "pasc_over_ann_peak_memory" in r:
             lines.append(f"  PASC / ANN peak forward memory: {r['pasc_over_ann_peak_memory']:.2f}")
+        if "kernel_alone_cpu_ms" in r:
+            k = r["kernel_alone_cpu_ms"]
+            alone = ", ".join(f"{n} {v:.2f}" if isinstance(v, float) else v for n, v in k.items())
+            lines.append(f"  kernel alone, 1 M neurons, T_in = L = 4, CPU ms: {alone}")
         if "spikingjelly" in r:
             j = r["spikingjelly"]
             got = fmt(j["pasc_over_jelly"]) if "pasc_over_jelly" in j else j["note"]
@@ -692,7 +726,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         type=lambda text: set(text.split(",")),
-        default={"inference", "growth", "training", "al", "memory"},
+        default={"inference", "growth", "training", "al", "memory", "kernel"},
         help="which measurements to run (comma-separated; inference always runs)",
     )
     parser.add_argument("--jelly", action="store_true", help="also time SpikingJelly")
