@@ -23,6 +23,9 @@ quartiles over rounds. One torch thread unless a table says otherwise.
     predictions equal the ANN's on the timed batch.
   - peak memory of one PASC forward / one ANN forward (one spawned child per measurement, as
     in benchmarks/memory.py).
+  - diagnostics of what bounds PASC / (L × ANN): each PascIF against L QCFS passes, the
+    largest convolution on L·B images against L on B, system time and page faults per forward,
+    and PASC with every train written over its spent input (``kernel.pasc_if(out=...)``).
   - the IF kernel alone (1 M neurons, T_in = L = 4), per instruction-set variant, beside L
     inference-QCFS passes and a copy of its input (the same bytes), CPU time, one thread.
   - optionally (``--jelly``) PASC / SpikingJelly at T = L, when spikingjelly imports.
@@ -55,7 +58,7 @@ growth tables (L, batch), 2-thread figures and what bounds each goal are in BENC
     PYTHONPATH=src python benchmarks/speed.py --weights /tmp/perf/w --json speed.json
         [--models vgg16,resnet18] [--repeats 15] [--threads 1,2] [--growth-L 2,4,8,16]
         [--growth-batch 16,64,256] [--train-batches 64,128] [--al-images 3000] [--jelly]
-        [--parts inference,growth,training,al,memory,kernel]
+        [--parts inference,growth,training,al,memory,kernel,diagnostics]
 """
 
 from __future__ import annotations
@@ -401,6 +404,115 @@ def kernel_alone(repeats: int, neurons: int = 1 << 20, L: int = 4) -> dict:
     return {k: statistics.median(v) * 1e3 for k, v in t.cpu.items()}
 
 
+@torch.no_grad()
+def diagnostics(model: nn.Module, x: torch.Tensor, L: int, repeats: int) -> dict:
+    """What bounds PASC / (L × ANN), one thread, CPU time: each PascIF against L passes of its
+    QCFS in the efficient ANN (forward hooks), the largest convolution on L·B images against
+    L convolutions on B, system time and page faults per forward, and PASC with each train
+    written over its spent input (``kernel.pasc_if(out=...)``, T_in ≥ L) — a benchmark-only
+    stand-in for a converter change."""
+    ann, pasc = efficient_ann(model), convert(model)
+
+    def per_module(net: nn.Module, kind: type) -> dict[str, float]:
+        spent: dict[str, list[float]] = {}
+        started: dict[str, float] = {}
+        handles = []
+        for n, m in net.named_modules():
+            if isinstance(m, kind):
+                n = n.removeprefix("graph.")
+                pre = lambda _m, _i, n=n: started.__setitem__(n, time.thread_time())  # noqa: E731
+                post = lambda _m, _i, _o, n=n: spent.setdefault(n, []).append(  # noqa: E731
+                    time.thread_time() - started[n]
+                )
+                handles += [m.register_forward_pre_hook(pre), m.register_forward_hook(post)]
+        try:
+            for _ in range(repeats):
+                net(x)
+        finally:
+            for h in handles:
+                h.remove()
+        return {n: statistics.median(v) for n, v in spent.items()}
+
+    from pascal_snn import QCFS
+
+    neuron = per_module(pasc, PascIF)
+    qcfs = per_module(ann, QCFS)
+    per_layer = {n: neuron[n] / (L * qcfs[n]) for n in neuron if n in qcfs}
+    out: dict = {"if_over_L_qcfs_by_layer": per_layer}
+    out["if_over_L_qcfs_total"] = sum(neuron.values()) / (L * sum(qcfs.values()))
+    convs = [m for m in ann.modules() if isinstance(m, nn.Conv2d)]
+    sizes: dict[nn.Module, torch.Size] = {}
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        sizes.setdefault(module, inputs[0].shape)
+
+    hooks = [c.register_forward_pre_hook(record) for c in convs]
+    ann(x)
+    for h in hooks:
+        h.remove()
+    conv = max(convs, key=lambda c: sizes[c].numel() * c.out_channels)
+    small = torch.randn(sizes[conv])
+    big = torch.randn(L * small.shape[0], *small.shape[1:])
+    t = interleaved(
+        {"big": lambda: conv(big), "small": lambda: [conv(small) for _ in range(L)]}, repeats
+    )
+    out["largest_conv_LB_over_L_convs_B"] = ratio(t.cpu, "big", "small")
+    funcs = {"ann": lambda: ann(x), "pasc": lambda: pasc(x)}
+    try:
+        from pascal_snn import kernel
+
+        if kernel.available():
+            in_place = convert(model)
+            for _, layer in in_place.if_layers():
+                layer.forward = types.MethodType(_in_place_forward, layer)  # type: ignore[method-assign]
+            if not torch.equal(in_place(x), pasc(x)):
+                raise RuntimeError("the in-place PascIF changed the logits")
+            funcs["pasc_in_place"] = lambda: in_place(x)
+    except ImportError:
+        pass
+    system: dict[str, list[float]] = {k: [] for k in funcs}
+    timed = {}
+    for k, f in funcs.items():
+
+        def run(f=f, k=k) -> None:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_stime
+            f()
+            system[k].append(resource.getrusage(resource.RUSAGE_SELF).ru_stime - before)
+
+        timed[k] = run
+    t = interleaved(timed, repeats)
+    out["median_cpu_s"] = {k: statistics.median(v) for k, v in t.cpu.items()}
+    out["median_system_s"] = {k: statistics.median(v) for k, v in system.items()}
+    out["median_page_faults"] = {k: statistics.median(v) for k, v in t.faults.items()}
+    if "pasc_in_place" in funcs:
+        out["pasc_in_place_over_L_ann"] = ratio(t, "pasc_in_place", "ann", L)
+        out["pasc_over_L_ann"] = ratio(t, "pasc", "ann", L)
+    return out
+
+
+def _in_place_forward(self: PascIF, x: torch.Tensor) -> torch.Tensor:
+    """PascIF.forward writing the train over its input when T_in ≥ L (diagnostics only: the
+    converted graph gives each conv/add output to exactly one neuron in these models)."""
+    from pascal_snn import kernel
+    from pascal_snn.neuron import _spike_value, stage2_steps
+
+    steps = x.reshape(self.t_in, x.shape[0] // self.t_in, *x.shape[1:])
+    if self.t_in < self.L:
+        return PascIF.forward(self, x)
+    spike = _spike_value(self.theta, self.L, x.dtype)
+    got = kernel.pasc_if(
+        steps, spike, self.L, stage2_steps(self.t_in, self.L), True, False, out=steps[: self.L]
+    )
+    if got is None or got[0] is None:
+        return PascIF.forward(self, x)
+    exc, inh, spikes = got[2]
+    self.samples += steps.shape[1]
+    self.excitatory += exc
+    self.inhibitory += inh
+    self.output_spikes += spikes
+    return got[0].flatten(0, 1)
+
+
 # -- training and AL ---------------------------------------------------------------------------
 def train_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor):
     opt.zero_grad(set_to_none=True)
@@ -613,6 +725,10 @@ def bench_model(name: str, args) -> dict:
         al_batches = list(batches(al_set, B, 3))  # decoded once: both runs alike
         print(f"[{name}] AL statistics vs eval pass on {len(al_set)} images ...", flush=True)
         res["al"] = al_statistics(model, al_batches, len(al_set), args.al_repeats)
+    if "diagnostics" in args.parts:
+        torch.set_num_threads(1)
+        print(f"[{name}] diagnostics ...", flush=True)
+        res["diagnostics"] = diagnostics(model, x[:B], L, args.repeats)
     if "kernel" in args.parts and name == args.models.split(",")[0]:
         torch.set_num_threads(1)
         print("[kernel] the IF kernel alone ...", flush=True)
@@ -690,6 +806,22 @@ def table(results: list[dict], args) -> str:
             )
         if "pasc_over_ann_peak_memory" in r:
             lines.append(f"  PASC / ANN peak forward memory: {r['pasc_over_ann_peak_memory']:.2f}")
+        if "diagnostics" in r:
+            d = r["diagnostics"]
+            layers = d["if_over_L_qcfs_by_layer"].values()
+            lines.append(
+                f"  diagnostics (CPU): IF / (L × QCFS) {d['if_over_L_qcfs_total']:.2f} in all, "
+                f"{min(layers):.2f}–{max(layers):.2f} by layer; largest conv on L·B / L on B "
+                f"{d['largest_conv_LB_over_L_convs_B']['median']:.3f}; system s per forward "
+                + ", ".join(f"{k} {v:.3f}" for k, v in d["median_system_s"].items())
+                + "; faults "
+                + ", ".join(f"{k} {v:.0f}" for k, v in d["median_page_faults"].items())
+            )
+            if "pasc_in_place_over_L_ann" in d:
+                lines.append(
+                    f"  trains written over their inputs: PASC/(L×ANN) "
+                    f"{fmt(d['pasc_in_place_over_L_ann'])} against {fmt(d['pasc_over_L_ann'])}"
+                )
         if "kernel_alone_cpu_ms" in r:
             k = r["kernel_alone_cpu_ms"]
             alone = ", ".join(f"{n} {v:.2f}" if isinstance(v, float) else v for n, v in k.items())
@@ -726,7 +858,7 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         type=lambda text: set(text.split(",")),
-        default={"inference", "growth", "training", "al", "memory", "kernel"},
+        default={"inference", "growth", "training", "al", "memory", "kernel", "diagnostics"},
         help="which measurements to run (comma-separated; inference always runs)",
     )
     parser.add_argument("--jelly", action="store_true", help="also time SpikingJelly")
