@@ -87,7 +87,9 @@ class _QCFSFunction(torch.autograd.Function):
             fast = kernel.qcfs_backward(grad, x, th, L)
             if fast is not None:
                 masked, grad_c, masked_x = fast
-                grad_theta = torch.tensor(grad_c - masked_x / th, dtype=theta.dtype)
+                grad_theta = torch.tensor(
+                    grad_c - masked_x / th, dtype=theta.dtype, device=theta.device
+                )
                 return masked, grad_theta.reshape(theta.shape), None
         v = _quantized(x, theta, L)
         inside = (v >= 0) & (v <= 1)
