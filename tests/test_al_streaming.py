@@ -255,3 +255,40 @@ def test_metric_plot_is_a_png(tmp_path, metrics):
     assert helpers.Gcf.get_num_fig_managers() == 0  # no pyplot state
     with pytest.raises(ValueError):
         metric_figure_png([])
+
+
+# -- the level histogram kernel ----------------------------------------------------------------
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("L", [1, 4, 16, 17, 300, 1024, 1025, 3000])
+def test_histogram_kernel_equals_bincount_of_level_index(dtype, L):
+    """Every variant and thread count, every counting scheme (L ≤ 16, ≤ 1024, larger)."""
+    from pascal_snn import kernel
+    from pascal_snn.qcfs import level_index
+
+    g = torch.Generator().manual_seed(L)
+    theta = torch.tensor(2.7, dtype=dtype)
+    act = QCFS(L, 2.7).to(dtype)
+    with torch.no_grad():
+        h = act(torch.randn(5000, generator=g, dtype=dtype) * 3)  # outputs on the levels
+        h[:7] = (torch.arange(7, dtype=dtype) % L + 0.5) * theta / L  # halfway: round to even
+    expected = torch.bincount(level_index(h, L, theta), minlength=L + 1)
+    for k in kernel.variants():
+        for threads in (1, 2, 3):
+            hist = torch.zeros(L + 1, dtype=torch.int64)
+            tuning = kernel.Tuning(k, threads, grain=1)
+            assert kernel.level_histogram(h, float(theta), L, hist, tuning) == 0
+            assert torch.equal(hist, expected), (k.isa, threads)
+            bad = torch.cat([h, torch.tensor([-theta, 2 * theta, math.nan], dtype=dtype)])
+            assert kernel.level_histogram(bad, float(theta), L, hist, tuning) == 3
+            assert torch.equal(hist, 2 * expected), (k.isa, threads)
+
+
+def test_histogram_of_outputs_outside_the_levels_raises_on_every_path():
+    model = nn.Sequential(nn.Linear(4, 6), QCFS(4, 2.0))
+    with torch.no_grad():
+        model[1].theta.fill_(math.nan)
+    data = [(torch.randn(3, 4), torch.zeros(3))]
+    with pytest.raises(ValueError, match=r"outside 0\.\.4"):
+        level_histograms(model, data, 3)
+    with pytest.raises(ValueError, match=r"outside 0\.\.4"):
+        level_histograms(model.half(), [(x.half(), y) for x, y in data], 3)  # torch path

@@ -1,12 +1,16 @@
-"""QCFS activation (SPEC §2): values, gradients, level handling."""
+"""QCFS activation (SPEC §2): values, gradients, level handling, the inference path."""
+
+import math
 
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
-from pascal_snn import QCFS, qcfs_layers, set_levels
-from pascal_snn.qcfs import level_index
+from pascal_snn import QCFS, kernel, qcfs_layers, set_levels
+from pascal_snn.qcfs import level_index, qcfs_inference
 
 
 def spec_formula(z: np.ndarray, L: int, theta: float) -> np.ndarray:
@@ -147,3 +151,122 @@ def test_fused_gradients_equal_composed_autograd(L):
     (theta * clipped * weights).sum().backward()
     torch.testing.assert_close(x.grad, x_ref.grad, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(act.theta.grad, theta.grad, rtol=1e-9, atol=1e-12)
+
+
+# -- the inference path (no autograd) and the kernel -----------------------------------------
+FLOATS = [torch.float32, torch.float64]
+SPECIAL = [0.0, -0.0, 1e-45, -1e-45, 5e-324, 1e30, -1e30, math.inf, -math.inf, math.nan]
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal values and sign bits, NaN where the other has NaN."""
+    nan = a.isnan()
+    if not torch.equal(nan, b.isnan()):
+        return False
+    a, b = a[~nan], b[~nan]
+    return torch.equal(a, b) and torch.equal(a.signbit(), b.signbit())
+
+
+def as_written_before(x: torch.Tensor, theta: torch.Tensor, L: int) -> torch.Tensor:
+    """The training forward as the fused autograd node computed it before the kernel."""
+    v = torch.floor(x * L / theta + 0.5).div_(L)
+    return theta * v.clamp_(0, 1)
+
+
+@st.composite
+def activation_case(draw):
+    """(x, theta tensor, L): arbitrary floats, level boundaries and one ulp off, specials."""
+    dtype = draw(st.sampled_from(FLOATS))
+    L = draw(st.one_of(st.integers(1, 16), st.integers(17, 300)))
+    theta = draw(st.floats(1e-3, 1e3, allow_nan=False, allow_infinity=False))
+    th = torch.tensor(theta, dtype=torch.float32).to(dtype)  # the parameter is float32
+    n = draw(st.integers(1, 700))
+    g = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    scale = draw(st.sampled_from([0.1, 1.0, 3.0, 1e3]))
+    x = torch.randn(n, generator=g, dtype=torch.float64) * float(th) * scale
+    k = torch.randint(-2, L + 3, (n,), generator=g).to(torch.float64)
+    boundary = (k - 0.5) * float(th) / L
+    pick = torch.rand(n, generator=g)
+    x = torch.where(pick < 0.3, boundary, x).to(dtype)
+    ulp = torch.nextafter(x, torch.full_like(x, math.inf if draw(st.booleans()) else -math.inf))
+    x = torch.where((pick > 0.15) & (pick < 0.3), ulp, x)
+    for _ in range(draw(st.integers(0, 3))):
+        x[draw(st.integers(0, n - 1))] = draw(st.sampled_from(SPECIAL))
+    return x, th, L
+
+
+@given(activation_case())
+def test_inference_path_equals_training_forward_bit_for_bit(case):
+    x, th, L = case
+    act = QCFS(L, 1.0).to(x.dtype)
+    with torch.no_grad():
+        act.theta.copy_(th)
+    theta = act.theta.detach()
+    expected = as_written_before(x, theta, L)
+    trained = act(x.clone().requires_grad_())  # the autograd node's forward
+    assert trained.grad_fn is not None
+    with torch.no_grad():
+        inferred = act(x)
+    assert inferred.grad_fn is None
+    with torch.inference_mode():
+        assert same_bits(act(x), expected)
+    assert same_bits(trained.detach(), expected)
+    assert same_bits(inferred, expected)
+    assert same_bits(qcfs_inference(x[::2], theta, L), expected[::2])  # not dense: torch path
+    for k in kernel.variants():
+        for threads in (1, 2, 3):
+            got = kernel.qcfs_forward(x, float(theta), L, kernel.Tuning(k, threads, grain=1))
+            assert got is not None and same_bits(got, expected), (k.isa, threads)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("L", [1, 3, 4, 8, 255])
+def test_kernel_gradients_equal_torch_path(dtype, L):
+    """The backward recomputed in one kernel pass = the torch path's (x not dense there)."""
+    g = torch.Generator().manual_seed(L)
+    act = QCFS(L, 2.5).to(dtype)
+    wide = torch.randn(64, 2 * 300, generator=g, dtype=torch.float64).to(dtype) * 4
+    wide[0, :8] = (torch.arange(8, dtype=dtype) - 0.5) * 2.5 / L  # boundaries
+    dense = wide[:, ::2].contiguous().requires_grad_()
+    strided = wide.clone()[:, ::2].requires_grad_()  # the kernel declines: torch fallback
+    weights = torch.randn(64, 300, generator=g, dtype=torch.float64).to(dtype)
+    grads = []
+    for x in (dense, strided):
+        act.theta.grad = None
+        y = act(x)
+        assert len(y.grad_fn.saved_tensors) == 2  # x and θ only: nothing of the forward's size
+        (y * weights).sum().backward()
+        grads.append((x.grad.clone(), act.theta.grad.clone()))
+    (gx, gt), (gx_torch, gt_torch) = grads
+    assert torch.equal(gx, gx_torch)  # grad·m: exact
+    rtol = 1e-5 if dtype == torch.float32 else 1e-12  # two totals, summed in another order
+    torch.testing.assert_close(gt, gt_torch, rtol=rtol, atol=1e-6)
+    for k in kernel.variants():
+        for threads in (1, 3):
+            tuning = kernel.Tuning(k, threads, grain=1)
+            theta = float(act.theta.detach())
+            got = kernel.qcfs_backward(weights, dense.detach(), theta, L, tuning)
+            assert got is not None and torch.equal(got[0], gx), (k.isa, threads)
+
+
+def test_training_path_only_when_a_gradient_is_wanted():
+    act = QCFS(4, 2.0)
+    x = torch.randn(10)
+    assert act(x).grad_fn is not None  # θ requires grad: the autograd node, θ gets a gradient
+    act.theta.requires_grad_(False)
+    assert act(x).grad_fn is None  # nothing requires grad: the inference path
+    assert act(x.requires_grad_()).grad_fn is not None
+    with torch.no_grad():
+        assert act(x).grad_fn is None
+
+
+def test_channels_last_and_half_precision_inference():
+    act = QCFS(4, 3.0)
+    x = torch.randn(2, 3, 5, 4) * 3
+    cl = x.contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        y, y_cl = act(x), act(cl)
+        assert torch.equal(y, y_cl) and y_cl.is_contiguous(memory_format=torch.channels_last)
+        for dtype in (torch.float16, torch.bfloat16):
+            h = x.to(dtype)
+            assert torch.equal(act(h), as_written_before(h, act.theta.to(dtype), 4))

@@ -12,14 +12,16 @@ Given an input train ``X`` of length ``T_in``:
 Invariant (Theorem 3.4, exact arithmetic): ``Σ_t out[t] = QCFS(Σ_t X[t])``. Stage 3 is a
 thermometer code, so the output train is fully described by the integer ``clamp(count, 0, L)``.
 
-Two implementations give bit-identical results: :func:`pasc_if_reference` is the algorithm
-written out step by step; :func:`pasc_if` (count) and :func:`pasc_if_train` (count and train,
-used by the converted network) are the fast ones: every update in place on preallocated
-buffers, spike masks and per-neuron counts held as 0/1 and integer-valued floats of the
-train's dtype (comparisons on this CPU are ~4× faster into float than into bool), no
-per-neuron excitatory or inhibitory counters (their totals follow from per-step sums and
-``Σ count``), stage 2 stopped as soon as a step would change nothing (every neuron settled in
-``[0, θ*)``), and the thermometer written one step at a time into its output.
+Three implementations give bit-identical results. :func:`pasc_if_reference` is the algorithm
+written out step by step, the specification. :func:`pasc_if` (count) and :func:`pasc_if_train`
+(count and train, used by the converted network) run, on CPU float32/float64 trains, the C
+kernel of :mod:`pascal_snn.kernel`: all three stages per neuron in one pass over its ``T_in``
+inputs, the reference's IEEE operations in its order. Elsewhere (other devices and dtypes, or
+no kernel built) they run the torch path :func:`_stages`: every update in place on
+preallocated buffers, spike masks and per-neuron counts held as 0/1 and integer-valued floats
+of the train's dtype, no per-neuron excitatory or inhibitory counters (their totals follow
+from per-step sums and ``Σ count``), stage 2 stopped as soon as a step would change nothing
+(every neuron settled in ``[0, θ*)``), and the thermometer written one step at a time.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+
+from pascal_snn import kernel
 
 __all__ = [
     "IFCounts",
@@ -84,7 +88,9 @@ def _spike_value(theta: torch.Tensor, L: int, dtype: torch.dtype) -> float:
     return float((theta / L).to(dtype))
 
 
-def _counts(exc, inh, out_count, t_in: int, L: int, neurons: int) -> IFCounts:
+def _counts(
+    exc: torch.Tensor, inh: torch.Tensor, out_count: torch.Tensor, t_in: int, L: int, neurons: int
+) -> IFCounts:
     return IFCounts(
         excitatory=exc,
         inhibitory=inh,
@@ -187,9 +193,25 @@ def _stages(x: torch.Tensor, spike: float, L: int) -> tuple[torch.Tensor, IFCoun
     return count, counts
 
 
+def _kernel_counts(totals: tuple[int, int, int], x: torch.Tensor, L: int) -> IFCounts:
+    exc, inh, out = (torch.tensor(v, dtype=torch.int64, device=x.device) for v in totals)
+    return _counts(exc, inh, out, x.shape[0], L, x[0].numel())
+
+
 def pasc_if(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.Tensor, IFCounts]:
     """Fast Algorithm 1; bit-identical to :func:`pasc_if_reference`. ``x`` is ``[T_in, ...]``."""
-    count, counts = _stages(x, _spike_value(theta, L, x.dtype), L)
+    spike = _spike_value(theta, L, x.dtype)
+    if x.dim() > 0 and x.shape[0] > 0:
+        steps = stage2_steps(x.shape[0], L)
+        fast = kernel.pasc_if(x.detach(), spike, L, steps, train=False, count=True)
+        if fast is not None and fast[1] is not None:
+            return fast[1], _kernel_counts(fast[2], x, L)
+    return _pasc_if_torch(x, spike, L)
+
+
+def _pasc_if_torch(x: torch.Tensor, spike: float, L: int) -> tuple[torch.Tensor, IFCounts]:
+    """:func:`pasc_if` by the torch path, whatever the device (the kernel's fallback)."""
+    count, counts = _stages(x, spike, L)
     return count.to(torch.int64), counts
 
 
@@ -197,8 +219,20 @@ def pasc_if_train(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.T
     """All three stages: the output train ``[L, ...]`` (values 0 and θ*) and the counts.
 
     Equal to ``thermometer(pasc_if(x, θ, L)[0], L, θ*)`` bit for bit, without the int64 count.
+    The train has ``x``'s dtype and device; on the kernel path each of its steps also keeps
+    the memory layout of ``x``'s steps (e.g. channels-last).
     """
     spike = _spike_value(theta, L, x.dtype)
+    if x.dim() > 0 and x.shape[0] > 0:
+        steps = stage2_steps(x.shape[0], L)
+        fast = kernel.pasc_if(x.detach(), spike, L, steps, train=True, count=False)
+        if fast is not None and fast[0] is not None:
+            return fast[0], _kernel_counts(fast[2], x, L)
+    return _pasc_if_train_torch(x, spike, L)
+
+
+def _pasc_if_train_torch(x: torch.Tensor, spike: float, L: int) -> tuple[torch.Tensor, IFCounts]:
+    """:func:`pasc_if_train` by the torch path, whatever the device (the kernel's fallback)."""
     count, counts = _stages(x, spike, L)
     return _thermometer_float(count, L, spike, x.dtype), counts
 

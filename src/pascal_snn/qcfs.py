@@ -11,14 +11,18 @@ one spike of the converted layer is ``θ* = θ / L``; the level index of an outp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
+
+from pascal_snn import kernel
 
 __all__ = [
     "QCFS",
     "clamp_thresholds",
     "level_index",
+    "qcfs_inference",
     "qcfs_layers",
     "set_levels",
     "switch_levels",
@@ -37,28 +41,60 @@ def validate_level(L: object, name: str = "L") -> int:
     return L
 
 
+def _quantized(x: torch.Tensor, theta: torch.Tensor, L: int) -> torch.Tensor:
+    """``v = floor(x·L/θ + ½)/L``, a new tensor: one allocation, then in place in that order."""
+    return torch.mul(x, L).div_(theta).add_(0.5).floor_().div_(L)
+
+
+def qcfs_inference(x: torch.Tensor, theta: torch.Tensor, L: int) -> torch.Tensor:
+    """``h = θ·clamp(floor(x·L/θ + ½)/L, 0, 1)`` without autograd: the forward alone.
+
+    Bit-identical to :class:`QCFS`'s training forward (the same IEEE operations in the same
+    order). On CPU float32/float64 one pass of the C kernel (:mod:`pascal_snn.kernel`);
+    elsewhere one allocation and six in-place passes. ``theta`` must have ``x``'s dtype.
+    """
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        y = kernel.qcfs_forward(x.detach(), float(theta.detach()), L)
+        if y is not None:
+            return y
+    return _quantized(x.detach(), theta.detach(), L).clamp_(0, 1).mul_(theta.detach())
+
+
 class _QCFSFunction(torch.autograd.Function):
     """``h = θ·clip(floor(z·L/θ + ½)/L, 0, 1)`` with the straight-through gradient, fused.
 
-    With ``c`` the clipped value and ``m = [0 ≤ floor(z·L/θ + ½)/L ≤ 1]`` (closed interval, as
-    the QCFS reference code trained: PyTorch's clamp gradient was inclusive then):
+    With ``v = floor(z·L/θ + ½)/L``, ``c = clamp(v, 0, 1)`` and ``m = [0 ≤ v ≤ 1]`` (closed
+    interval, as the QCFS reference code trained: PyTorch's clamp gradient was inclusive then):
 
-        ∂h/∂z = m,        ∂h/∂θ = c − m·z/θ
+        ∂h/∂z = m,        ∂h/∂θ = c − m·z/θ,   so   ∇θ = Σ grad·c − (Σ grad·m·z)/θ
 
-    One autograd node instead of seven keeps a QCFS training step close to a ReLU step.
+    One autograd node instead of seven keeps a QCFS training step close to a ReLU step. It
+    saves only ``z`` and ``θ`` (what ReLU saves, one tensor): the backward recomputes ``v``
+    from ``z``, bit for bit as the forward did, in the same pass that applies the mask.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, theta: torch.Tensor, L: int) -> torch.Tensor:  # type: ignore[override]
-        v = torch.floor(x * L / theta + 0.5).div_(L)
-        inside = (v >= 0) & (v <= 1)
-        c = v.clamp_(0, 1)
-        ctx.save_for_backward(x, theta, c, inside)
-        return theta * c
+    def forward(ctx: Any, x: torch.Tensor, theta: torch.Tensor, L: int) -> torch.Tensor:
+        ctx.save_for_backward(x, theta)
+        ctx.L = L
+        return qcfs_inference(x, theta, L)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        x, theta, c, inside = ctx.saved_tensors
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        x, theta = ctx.saved_tensors
+        L: int = ctx.L
+        if grad.device.type == "cpu" and grad.dtype in (torch.float32, torch.float64):
+            th = float(theta.detach())
+            fast = kernel.qcfs_backward(grad, x, th, L)
+            if fast is not None:
+                masked, grad_c, masked_x = fast
+                grad_theta = torch.tensor(
+                    grad_c - masked_x / th, dtype=theta.dtype, device=theta.device
+                )
+                return masked, grad_theta.reshape(theta.shape), None
+        v = _quantized(x, theta, L)
+        inside = (v >= 0) & (v <= 1)
+        c = v.clamp_(0, 1)
         masked = grad * inside
         grad_theta = (grad * c).sum() - (masked * x).sum() / theta
         return masked, grad_theta.reshape(theta.shape), None
@@ -88,7 +124,11 @@ class QCFS(nn.Module):
         self._L = validate_level(value)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return _QCFSFunction.apply(x, self.theta.to(x.dtype), self._L)
+        theta = self.theta.to(x.dtype)
+        if torch.is_grad_enabled() and (x.requires_grad or theta.requires_grad):
+            out: torch.Tensor = _QCFSFunction.apply(x, theta, self._L)
+            return out
+        return qcfs_inference(x, theta, self._L)  # no graph to record: the forward alone
 
     def extra_repr(self) -> str:
         return f"L={self._L}, theta={float(self.theta.detach()):.4g}"

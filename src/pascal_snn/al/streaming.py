@@ -1,9 +1,10 @@
 """Stream the level histograms of every QCFS layer over a data set (SPEC §5.1, Alg. 3 step 2).
 
-A forward hook on each QCFS counts the level indices ``k = round(h·L/θ)`` of its outputs with
-``torch.bincount`` into ``L + 1`` int64 counters on the model's device: memory O(L) per layer,
-never the activations. The model runs under ``no_grad`` in eval mode and is left exactly as it
-was (every module's training flag, no hooks), also when the loader or the model raises.
+A forward hook on each QCFS counts the level indices ``k = round(h·L/θ)`` of its outputs into
+``L + 1`` int64 counters on the model's device (CPU float32/float64: one pass of the C kernel
+of :mod:`pascal_snn.kernel`; elsewhere ``torch.bincount``, the same counts): memory O(L) per
+layer, never the activations. The model runs under ``no_grad`` in eval mode and is left exactly
+as it was (every module's training flag, no hooks), also when the loader or the model raises.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from fractions import Fraction
 import torch
 from torch import nn
 
+from pascal_snn import kernel
 from pascal_snn.al.reference_variant import reference_histogram_stats
 from pascal_snn.al.stats import LayerStats, as_alpha, histogram_stats
 from pascal_snn.errors import DataError
@@ -97,20 +99,24 @@ def level_histograms(
             if module.L != L:
                 raise RuntimeError(f"QCFS layer '{name}' changed L from {L} to {module.L}")
             theta = module.theta.detach().to(output.dtype)
-            idx = level_index(output.detach(), L, theta).flatten()
-            if idx.numel() == 0:
+            if output.numel() == 0:
                 return
-            lo, hi = torch.aminmax(idx)  # one pass for both bounds
-            if int(lo) < 0 or int(hi) > L:
+            counts = counters[slot]
+            if counts is None:
+                counts = counters[slot] = output.new_zeros(L + 1, dtype=torch.int64)
+            # one pass of the C kernel on CPU; the same indices by torch elsewhere
+            outside = kernel.level_histogram(output.detach(), float(theta), L, counts)
+            if outside is None:
+                idx = level_index(output.detach(), L, theta).flatten()
+                lo, hi = torch.aminmax(idx)  # one pass for both bounds
+                outside = int(lo < 0) + int(hi > L)
+                if not outside:
+                    counts += torch.bincount(idx, minlength=L + 1)
+            if outside:
                 raise ValueError(
                     f"QCFS layer '{name}' produced level indices outside 0..{L} "
                     f"(theta = {float(theta):.4g}); its threshold must be finite and non-zero"
                 )
-            counts = torch.bincount(idx, minlength=L + 1)
-            if counters[slot] is None:
-                counters[slot] = counts
-            else:
-                counters[slot] += counts
 
         return hook
 
@@ -163,13 +169,13 @@ def layer_metrics(
     if alpha is not None:
         alpha = as_alpha(alpha)  # fail before running the data
     layers, histograms, _ = level_histograms(model, loader, num_images, device)
-    if variant is Variant.PAPER and alpha is None:
-        alpha = default_alpha(len(layers))
     results = []
     for (name, layer), hist in zip(layers, histograms):
         try:
             if variant is Variant.PAPER:
-                stats = histogram_stats(hist, alpha)
+                stats = histogram_stats(
+                    hist, default_alpha(len(layers)) if alpha is None else alpha
+                )
             else:
                 stats = reference_histogram_stats(hist, alpha)
         except ValueError as exc:
