@@ -47,7 +47,6 @@ from pascal_snn import QCFS, PascNetwork, convert, qcfs_layers, set_levels
 from pascal_snn.io import write_json
 from pascal_snn.models import create
 from pascal_snn.qcfs import level_index, qcfs_inference
-from pascal_snn.spiking import PascIF
 
 MODELS: dict[str, dict[str, Any]] = {  # name: create() arguments, input shape [C, H, W]
     "digits_cnn": {"args": {"in_channels": 1}, "shape": (1, 8, 8)},
@@ -88,13 +87,17 @@ def built(name: str, device: torch.device, batch: int, seed: int = 0) -> tuple[n
     return model, x
 
 
-def _counts_by_layer(net: nn.Module, kind: type, x: torch.Tensor, fn: Callable[..., Any]):
-    """Per-neuron counts of every ``kind`` layer (by name) in one forward of ``net``."""
+def _counts_by_layer(
+    net: nn.Module,
+    layers: list[tuple[str, nn.Module]],
+    x: torch.Tensor,
+    fn: Callable[..., Any],
+):
+    """Per-neuron counts of ``layers`` (name, module) in one forward of ``net``."""
     out: dict[str, torch.Tensor] = {}
     handles = [
         m.register_forward_hook(lambda m, i, o, n=n: out.__setitem__(n, fn(m, i, o)))
-        for n, m in net.named_modules()
-        if isinstance(m, kind)
+        for n, m in layers
     ]
     try:
         logits = net(x)
@@ -109,22 +112,22 @@ def equivalence(name: str, device: torch.device, batch: int) -> dict:
     model, x = built(name, device, batch)
     ann = copy.deepcopy(model).double()
     x64 = x.double()
-    pasc = convert(ann)
+    pasc = convert(ann, example_input=x64)
     ann_logits, levels = _counts_by_layer(
-        ann, QCFS, x64, lambda m, i, o: level_index(o, m.L, m.theta.to(o.dtype))
+        ann, qcfs_layers(ann), x64, lambda m, i, o: level_index(o, m.L, m.theta.to(o.dtype))
     )
 
     def spikes(m, _i, o):
         train = o.reshape(m.L, -1, *o.shape[1:])
         return (train != 0).sum(0)
 
-    pasc_logits, counts = _counts_by_layer(pasc, PascIF, x64, spikes)
-    by_qcfs = {n.removeprefix("graph."): c for n, c in counts.items()}
+    # one IF layer per QCFS call site, named after the QCFS (these models call each QCFS once)
+    pasc_logits, by_qcfs = _counts_by_layer(pasc, pasc.if_layers(), x64, spikes)
     mismatched = sum(int((by_qcfs[n] != levels[n]).sum()) for n in levels if n in by_qcfs)
     missing = sorted(set(levels) - set(by_qcfs))
     rates = [float(levels[n].double().mean()) / m.L for n, m in qcfs_layers(ann)]
     # float32: the default path = the reference neuron, bit for bit (logits and statistics)
-    pasc32 = convert(model)
+    pasc32 = convert(model, example_input=x)
     ref32 = speed.reference_network(pasc32)
     pasc32.reset_stats()
     ref32.reset_stats()
@@ -183,7 +186,7 @@ def speed_ratios(name: str, device: torch.device, batch: int, repeats: int, L: i
     model = create(name, 10, width=0.25, L=L).to(device).eval()
     x = torch.rand(batch, 3, 32, 32, device=device)
     calibrate(model, x)
-    ann, pasc = speed.efficient_ann(model), convert(model)
+    ann, pasc = speed.efficient_ann(model), convert(model, example_input=x)
     floor = speed.floor_network(pasc)
     assert isinstance(pasc, PascNetwork)
     nets = {"ann": ann, "pasc": pasc, "floor": floor}

@@ -287,9 +287,12 @@ def _reference_forward(self: PascIF, x: torch.Tensor) -> torch.Tensor:
 
 
 def reference_network(pasc: PascNetwork) -> PascNetwork:
+    """``pasc`` with Algorithm 1 layers run by the reference neuron; the input layer (Algorithm 2,
+    the ANN's own QCFS formula) is its own reference."""
     ref = copy.deepcopy(pasc)
     for _, layer in ref.if_layers():
-        layer.forward = types.MethodType(_reference_forward, layer)  # type: ignore[method-assign]
+        if not layer.from_image:
+            layer.forward = types.MethodType(_reference_forward, layer)  # type: ignore[method-assign]
     return ref
 
 
@@ -361,7 +364,7 @@ def if_share(net: PascNetwork, x: torch.Tensor, repeats: int) -> dict:
 @torch.no_grad()
 def inference(model: nn.Module, x: torch.Tensor, L: int, repeats: int, share: bool) -> dict:
     """PASC / (L × efficient ANN), PASC / floor, floor / (L × ANN), times, IF share."""
-    ann, pasc = efficient_ann(model), convert(model)
+    ann, pasc = efficient_ann(model), convert(model, example_input=x)
     floor = floor_network(pasc)
     funcs = {"ann": lambda: ann(x), "pasc": lambda: pasc(x), "floor": lambda: floor(x)}
     for f in funcs.values():
@@ -411,7 +414,7 @@ def diagnostics(model: nn.Module, x: torch.Tensor, L: int, repeats: int) -> dict
     L convolutions on B, system time and page faults per forward, and PASC with each train
     written over its spent input (``kernel.pasc_if(out=...)``, T_in ≥ L) — a benchmark-only
     stand-in for a converter change."""
-    ann, pasc = efficient_ann(model), convert(model)
+    ann, pasc = efficient_ann(model), convert(model, example_input=x)
 
     def per_module(net: nn.Module, kind: type) -> dict[str, float]:
         spent: dict[str, list[float]] = {}
@@ -462,7 +465,7 @@ def diagnostics(model: nn.Module, x: torch.Tensor, L: int, repeats: int) -> dict
         from pascal_snn import kernel
 
         if kernel.available():
-            in_place = convert(model)
+            in_place = convert(model, example_input=x)
             for _, layer in in_place.if_layers():
                 layer.forward = types.MethodType(_in_place_forward, layer)  # type: ignore[method-assign]
             if not torch.equal(in_place(x), pasc(x)):
@@ -580,8 +583,8 @@ def _memory_child(kind: str, spec: dict, queue) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     model = create(spec["model"], 10, in_channels=3, L=spec["L"], width=spec["width"]).eval()
-    net = convert(model) if kind == "pasc" else efficient_ann(model)
     x = torch.rand(spec["batch"], 3, 32, 32)
+    net = convert(model, example_input=x) if kind == "pasc" else efficient_ann(model)
     with torch.no_grad():
         net(x)  # warm-up: one-time allocations (oneDNN primitives, lazy state) happen here
         gc.collect()
@@ -698,7 +701,7 @@ def bench_model(name: str, args) -> dict:
     x, y = first_images(test, max([B, *args.growth_batch, *args.train_batches]), 3)
     res: dict = {"model": name}
     torch.set_num_threads(1)
-    res["exactness"] = exactness(model, convert(model), x[:B])
+    res["exactness"] = exactness(model, convert(model, example_input=x[:B]), x[:B])
     print(f"[{name}] exactness {res['exactness']}", flush=True)
     res["inference"] = {}
     for threads in args.threads:
