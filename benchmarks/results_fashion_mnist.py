@@ -29,6 +29,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from pascal_snn.config import AdaptivePlan, RunConfig
 from pascal_snn.demo import DemoSettings, run_demo
 from pascal_snn.io import write_json
 
@@ -92,25 +93,27 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.models.split(","):
         settings = DemoSettings(
             out=str(Path(args.out) / name),
-            dataset="fashion-mnist",
-            data_dir=args.data_dir,
-            model=name,
-            width=0.25,
-            image_size=32,
-            epochs=args.epochs,
-            levels=4,
-            clusters=3,
-            cluster_levels=(1, 2, 4),
+            train=RunConfig(
+                dataset="fashion-mnist",
+                data_dir=args.data_dir,
+                model=name,
+                width=0.25,
+                image_size=32,
+                epochs=args.epochs,
+                levels=4,
+                train_images=args.train_images,
+                lr=args.lr,
+            ),
+            adaptive=AdaptivePlan(clusters=3, cluster_levels=(1, 2, 4)),
             timesteps=TIMESTEPS,
             vanilla_images=args.vanilla_images,
             energy_images=args.energy_images,
             threads=args.threads,
-            train_images=args.train_images,
-            lr=args.lr,
             test_images=args.test_images,
             command=command,
         )
-        results[name] = {**run_demo(settings), "train_images_used": args.train_images or 60000}
+        metrics = run_demo(settings).as_dict()
+        results[name] = {**metrics, "train_images_used": args.train_images or 60000}
         # several invocations (e.g. one per model) accumulate in one file
         path = Path(args.json)
         stored = json.loads(path.read_text())["results"] if path.is_file() else {}

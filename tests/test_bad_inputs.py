@@ -144,7 +144,7 @@ def test_conflicting_flags(capsys, checkpoint, tmp_path):
     )
     fails(
         ["evaluate", "--checkpoint", checkpoint, "--mode", "both", "--timesteps", "0,4"],
-        r"--timesteps takes positive integers",
+        r"--timesteps takes comma-separated positive integers",
         capsys,
     )
 

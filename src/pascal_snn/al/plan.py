@@ -5,7 +5,7 @@ Shared by ``pascal-snn al``, adaptive training (Algorithm 4) and the demo.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -15,11 +15,11 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pascal_snn.al.clustering import assign_levels, cluster
-from pascal_snn.al.stats import as_alpha
+from pascal_snn.al.stats import LayerStats, as_alpha
 from pascal_snn.al.streaming import LayerResult, Variant, default_alpha, layer_metrics
 from pascal_snn.errors import ConfigError, DataError
 
-__all__ = ["AL_FORMAT", "ALPlan", "plan_levels"]
+__all__ = ["AL_FORMAT", "ALPlan", "ALReport", "plan_levels"]
 
 AL_FORMAT = "pascal-snn/al/1"
 
@@ -65,6 +65,61 @@ class ALPlan:
                 for r, new in zip(self.layers, self.levels)
             ],
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ALPlan:
+        """Read :meth:`as_dict`'s form back (``al.json``; non-finite floats may be strings)."""
+        if data.get("format") != AL_FORMAT:
+            raise DataError(f"not an AL report (format {data.get('format')!r}, want {AL_FORMAT!r})")
+        try:
+            layers = tuple(
+                LayerResult(
+                    name=str(x["name"]),
+                    L=int(x["L"]),
+                    histogram=tuple(int(v) for v in x["histogram"]),
+                    stats=LayerStats(
+                        agreement=float(x["agreement"]),
+                        skewness=float(x["skewness"]),
+                        kurtosis=float(x["kurtosis"]),
+                        metric=float(x["metric"]),
+                        constant=bool(x["constant"]),
+                        n=int(x["n"]),
+                        S=int(x["S"]),
+                    ),
+                    cluster=None if x["cluster"] is None else int(x["cluster"]),
+                )
+                for x in data["layers"]
+            )
+            levels = tuple(int(v) for v in data["levels"])
+            if levels != tuple(int(x["new_L"]) for x in data["layers"]):
+                raise ValueError("levels and the layers' new_L disagree")
+            return cls(
+                layers=layers,
+                levels=levels,
+                variant=Variant.parse(data["variant"]),
+                alpha=float(data["alpha"]),
+                num_images=int(data["num_images"]),
+                cluster_levels=tuple(int(v) for v in data["cluster_levels"]),
+                seed=int(data["seed"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"the AL report is incomplete or malformed ({exc})") from None
+
+
+@dataclass(frozen=True)
+class ALReport:
+    """The content of ``al.json``: the plan and where it came from (checkpoint, data set)."""
+
+    checkpoint: str
+    dataset: str
+    plan: ALPlan
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "dataset": self.dataset, **self.plan.as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ALReport:
+        return cls(str(data.get("checkpoint")), str(data.get("dataset")), ALPlan.from_dict(data))
 
 
 def plan_levels(

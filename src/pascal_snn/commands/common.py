@@ -12,7 +12,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from pascal_snn.checkpoint import load_model
-from pascal_snn.data import DatasetInfo, add_data_arguments, build_datasets
+from pascal_snn.commands.args import add_checkpoint_arguments, add_data_arguments, parse_int_list
+from pascal_snn.data import DatasetInfo, build_datasets
 from pascal_snn.distributed import resolve_device
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import ensure_dir
@@ -20,47 +21,11 @@ from pascal_snn.io import ensure_dir
 __all__ = [
     "Loaded",
     "add_checkpoint_arguments",
+    "add_data_arguments",
     "checkpoint_datasets",
     "load_checkpoint_and_data",
     "parse_int_list",
 ]
-
-
-def parse_int_list(text: str, flag: str) -> list[int]:
-    """``"1,2,4"`` → ``[1, 2, 4]``; positive integers only, else a ConfigError naming the flag."""
-    try:
-        values = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        values = []
-    if not values or any(v < 1 for v in values):
-        raise ConfigError(f"{flag} takes positive integers separated by commas, got '{text}'")
-    return values
-
-
-def add_checkpoint_arguments(
-    parser: argparse.ArgumentParser,
-    *,
-    num_images: int | None = None,
-    num_images_help: str = "use only the first N test images (default: all)",
-    batch_size: int = 256,
-) -> None:
-    """``--checkpoint`` plus data, batch, device and output flags (data set from the run)."""
-    parser.add_argument(
-        "--checkpoint", required=True, type=Path, help="a checkpoint written by `train`"
-    )
-    add_data_arguments(parser)
-    parser.set_defaults(dataset=None)  # default: the data set the checkpoint was trained on
-    parser.add_argument(
-        "--batch-size", type=int, default=batch_size, help=f"images per batch ({batch_size})"
-    )
-    parser.add_argument("--num-images", type=int, default=num_images, help=num_images_help)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: auto)")
-    parser.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="folder for the results (default: the checkpoint's folder)",
-    )
 
 
 @dataclass

@@ -10,11 +10,20 @@ default 0.75) is reported beside it. Prints a per-layer table and writes ``energ
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
-from pascal_snn.commands.common import add_checkpoint_arguments
+from rich.console import Console
+from rich.table import Table
+from torch.utils.data import DataLoader, Subset
+
+from pascal_snn.commands.args import add_checkpoint_arguments, positive_float
+from pascal_snn.commands.common import load_checkpoint_and_data
+from pascal_snn.energy.analytic import ASSUMED_SPIKE_RATE
+from pascal_snn.energy.plot import energy_breakdown_figure, spike_rate_figure
+from pascal_snn.energy.report import EnergyReport, energy_report
 from pascal_snn.errors import ConfigError
+from pascal_snn.figures import save_figure
+from pascal_snn.io import write_json
 
 __all__ = ["add_parser", "run"]
 
@@ -37,9 +46,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--spike-rate",
-        type=float,
-        default=0.75,
-        help="spike rate of the analytic model, reported beside the measured one (0.75)",
+        type=positive_float,
+        default=ASSUMED_SPIKE_RATE,
+        help="spike rate of the analytic model (spikes per neuron over all steps), reported "
+        f"beside the measured one ({ASSUMED_SPIKE_RATE})",
     )
     parser.add_argument(
         "--analytic-only",
@@ -50,25 +60,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _validate(args: argparse.Namespace) -> None:
-    if args.num_images < 1:
-        raise ConfigError(f"--num-images must be >= 1, got {args.num_images}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not (math.isfinite(args.spike_rate) and args.spike_rate > 0):
-        raise ConfigError(
-            f"--spike-rate must be a number > 0 (spikes per neuron over all steps), "
-            f"got {args.spike_rate}"
-        )
-
-
-def _load_test_set(args: argparse.Namespace, checkpoint: dict[str, Any]) -> tuple[str, Any]:
-    from pascal_snn.commands.common import checkpoint_datasets
-
-    _, test, info = checkpoint_datasets(args, checkpoint)
-    return info.name, test
-
-
 def _num(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "–"
@@ -77,12 +68,9 @@ def _num(value: float | None, digits: int = 4) -> str:
     return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def print_report(report: dict[str, Any], title: str) -> None:
+def print_report(report: EnergyReport, title: str) -> None:
     """The per-layer table and the totals, on the terminal (rich)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    measured = report["measured"] is not None
+    measured = report.measured is not None
     table = Table(title=title)
     columns = ["layer", "kind", "input", "L", "ANN MACs", "rate (assumed)", "r_E (assumed)"]
     if measured:
@@ -91,53 +79,53 @@ def print_report(report: dict[str, Any], title: str) -> None:
         table.add_column(
             column, justify="left" if column in ("layer", "kind", "input") else "right"
         )
-    for layer in report["layers"]:
-        a, m = layer["analytic"], layer["measured"]
+    for layer in report.layers:
+        a, m = layer.analytic, layer.measured
         row = [
-            layer["name"],
-            layer["kind"],
-            layer["input"],
-            str(layer["L"]),
-            _num(layer["macs"]),
-            _num(a["spike_rate"]),
-            _num(a["r_e"]),
+            layer.name,
+            layer.row.kind,
+            layer.input,
+            str(layer.L),
+            _num(layer.row.macs),
+            _num(a.spike_rate),
+            _num(a.r_e),
         ]
-        if measured:
+        if m is not None and m.counted is not None:
             row += [
-                _num(m["spike_rate"]),
-                _num(m["snn_acs_estimated"]),
-                _num(m["acs"]),
-                _num(m["macs"]),
-                _num(m["r_e"]),
+                _num(m.spike_rate),
+                _num(m.snn_acs_estimated),
+                _num(m.counted.acs),
+                _num(m.counted.macs),
+                _num(m.r_e),
             ]
         table.add_row(*row)
     console = Console()
     console.print(table)
-    lines = [f"ANN MACs per image: {report['totals']['ann_macs']:,}"]
-    for label, part in (("assumed", report["analytic"]), ("measured", report["measured"])):
+    lines = [f"ANN MACs per image: {report.ann_macs:,}"]
+    for label, part in (("assumed", report.analytic), ("measured", report.measured)):
         if part is None:
             continue
-        t_norm = "–" if part["t_norm"] is None else f"{part['t_norm']:.3f}"
-        ratio = part["energy_ratio"]
+        t_norm = "–" if part.t_norm is None else f"{part.t_norm:.3f}"
+        ratio = part.energy_ratio
         lines.append(
-            f"{label:>8}: b={part['b']:.4f} c={part['c']:.4f}  T_norm={t_norm}  "
-            f"T_eff={part['t_eff']:.3f}  ANN/SNN energy FP32={ratio['fp32']:.2f} "
+            f"{label:>8}: b={part.b:.4f} c={part.c:.4f}  T_norm={t_norm}  "
+            f"T_eff={part.t_eff:.3f}  ANN/SNN energy FP32={ratio['fp32']:.2f} "
             f"INT8={ratio['int8']:.2f}"
         )
-    if measured:
-        m = report["measured"]
-        counted = m["counted_energy_ratio"]
-        upd = m["if_updates_per_image"]
+    if report.measured is not None and report.measured.counted is not None:
+        c = report.measured.counted
+        counted = c.energy_ratio
+        upd = c.if_updates_per_image
         lines.append(
-            f" counted: ACs/image={m['acs_per_image']:,.0f} MACs/image={m['macs_per_image']:,.0f}"
+            f" counted: ACs/image={c.acs_per_image:,.0f} MACs/image={c.macs_per_image:,.0f}"
             f"  ANN/SNN energy FP32={counted['fp32']:.2f} INT8={counted['int8']:.2f}"
         )
         lines.append(
             f"      IF updates/image: stage1={upd[0]:,.0f} stage2={upd[1]:,.0f} "
-            f"stage3={upd[2]:,.0f}; inhibitory spikes/image={m['inhibitory_spikes_per_image']:,.1f}"
+            f"stage3={upd[2]:,.0f}; inhibitory spikes/image={c.inhibitory_spikes_per_image:,.1f}"
         )
     lines.append(
-        f" latency: {report['latency']['total_steps']} neuron steps end to end "
+        f" latency: {report.latency.total_steps} neuron steps end to end "
         "(layer-by-layer schedule; T_norm/T_eff are energy-normalised, not latency)"
     )
     for line in lines:
@@ -145,42 +133,30 @@ def print_report(report: dict[str, Any], title: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    _validate(args)
-
-    from torch.utils.data import DataLoader, Subset
-
-    from pascal_snn.checkpoint import load_model
-    from pascal_snn.distributed import resolve_device
-    from pascal_snn.energy.plot import energy_breakdown_figure, save_figure, spike_rate_figure
-    from pascal_snn.energy.report import energy_report
-    from pascal_snn.io import ensure_dir, write_json
-
-    model, checkpoint = load_model(args.checkpoint, map_location="cpu")
-    dataset_name, test = _load_test_set(args, checkpoint)
-    if len(test) == 0:
-        raise ConfigError(f"the {dataset_name} test split is empty")
-    device = resolve_device(args.device)
-    images = min(args.num_images, len(test))
+    loaded = load_checkpoint_and_data(args)
+    test = loaded.test_set
+    images = min(args.num_images, len(test))  # type: ignore[arg-type]  # map-style: has __len__
+    if images == 0:
+        raise ConfigError(f"the {loaded.info.name} test split is empty")
     loader = DataLoader(Subset(test, range(images)), batch_size=args.batch_size, shuffle=False)
-    input_shape = tuple(test[0][0].shape)
     report = energy_report(
-        model.to(device),
+        loaded.model,
         None if args.analytic_only else loader,
-        input_shape=input_shape,
+        input_shape=tuple(test[0][0].shape),
         spike_rate=args.spike_rate,
-        device=device,
+        device=loaded.device,
     )
-    report = {
+    name = loaded.info.name
+    what = "analytic only" if args.analytic_only else f"{report.images} {name} images"
+    print_report(report, f"Energy of {args.checkpoint.name} ({what})")
+    out = loaded.out
+    header = {
         "format": ENERGY_FORMAT,
         "checkpoint": str(args.checkpoint),
-        "dataset": dataset_name,
-        "levels": checkpoint.get("levels"),
-        **report,
+        "dataset": name,
+        "levels": loaded.checkpoint.get("levels"),
     }
-    what = "analytic only" if args.analytic_only else f"{report['images']} {dataset_name} images"
-    print_report(report, f"Energy of {args.checkpoint.name} ({what})")
-    out = ensure_dir(args.out if args.out is not None else args.checkpoint.resolve().parent)
-    write_json(out / "energy.json", report)
+    write_json(out / "energy.json", {**header, **report.as_dict()})
     save_figure(spike_rate_figure(report), out / "spike_rates.png")
     save_figure(energy_breakdown_figure(report), out / "energy_breakdown.png")
     print(f"wrote {out / 'energy.json'}, {out / 'spike_rates.png'}, {out / 'energy_breakdown.png'}")

@@ -20,10 +20,19 @@ import numpy as np
 import torch
 
 from pascal_snn.data.arrays import ArrayDataset, pad_images, resolve_padded_size
+from pascal_snn.data.info import LoadedData
 from pascal_snn.data.locations import cache_dir
 from pascal_snn.errors import DataError
 
-__all__ = ["CIFAR_SOURCES", "CifarSource", "cifar_datasets", "find_cifar_folder", "load_batch"]
+__all__ = [
+    "CIFAR_SOURCES",
+    "CifarSource",
+    "cifar_datasets",
+    "find_cifar_folder",
+    "load_batch",
+    "load_cifar10",
+    "load_cifar100",
+]
 
 NATIVE_SIZE = 32
 CROP_PADDING = 4
@@ -244,3 +253,19 @@ def cifar_datasets(
             )
         )
     return splits[0], splits[1], folder, size
+
+
+def load_cifar10(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader for CIFAR-10."""
+    train, test, folder, size = cifar_datasets("cifar10", data_dir, download, augment, image_size)
+    return LoadedData(train, test, size, folder)
+
+
+def load_cifar100(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader for CIFAR-100."""
+    train, test, folder, size = cifar_datasets("cifar100", data_dir, download, augment, image_size)
+    return LoadedData(train, test, size, folder)

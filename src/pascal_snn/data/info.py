@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
-__all__ = ["DatasetInfo"]
+from torch.utils.data import Dataset
+
+__all__ = ["DatasetInfo", "LoadedData", "Loader"]
 
 
 @dataclass(frozen=True)
@@ -18,6 +22,7 @@ class DatasetInfo:
     ``val_images`` training images held out (un-augmented) to select the model on, so the test
     set is used once, on the selected model (SPEC §7).
     ``data_dir`` is the folder the data came from (``None`` for built-in / generated data).
+    ``normalisation`` says how stored pixels become the model's input values.
     """
 
     name: str
@@ -32,3 +37,26 @@ class DatasetInfo:
     val_images: int = 0
     classes: tuple[str, ...] = ()
     data_dir: str | None = None
+    normalisation: str = ""
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.image_size, self.image_size)
+
+
+@dataclass(frozen=True)
+class LoadedData:
+    """What a data set's loader returns: its splits, their image size and the folder read."""
+
+    train: Dataset[Any]
+    test: Dataset[Any]
+    image_size: int
+    data_dir: Path | None = None
+
+
+class Loader(Protocol):
+    """The one signature of every data set's loader (held by the registry)."""
+
+    def __call__(
+        self, data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+    ) -> LoadedData: ...
