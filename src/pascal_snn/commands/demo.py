@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -16,7 +16,9 @@ from pascal_snn.commands.args import (
 )
 from pascal_snn.config import MAX_LEVEL, AdaptivePlan, RunConfig
 from pascal_snn.data import DATASETS
-from pascal_snn.demo import DemoMetrics, DemoSettings, run_demo
+
+if TYPE_CHECKING:  # the demo module imports matplotlib: loaded only when the demo runs
+    from pascal_snn.demo import DemoMetrics, DemoSettings
 
 __all__ = ["add_parser", "run", "settings_from_args", "summary"]
 
@@ -70,6 +72,8 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def settings_from_args(args: argparse.Namespace) -> DemoSettings:
     """The demo's settings from its flags (everything validated here, before any work)."""
+    from pascal_snn.demo import DemoSettings
+
     levels = tuple(parse_int_list(args.cluster_levels, "--cluster-levels", maximum=MAX_LEVEL))
     return DemoSettings(
         out=args.out,
@@ -89,6 +93,8 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pascal_snn.demo import run_demo
+
     metrics = run_demo(settings_from_args(args))
     summary(metrics)
     print(f"report: {args.out}/report.md")

@@ -19,10 +19,8 @@ from torch.utils.data import DataLoader, Subset
 from pascal_snn.commands.args import add_checkpoint_arguments, positive_float
 from pascal_snn.commands.common import load_checkpoint_and_data
 from pascal_snn.energy.analytic import ASSUMED_SPIKE_RATE
-from pascal_snn.energy.plot import energy_breakdown_figure, spike_rate_figure
 from pascal_snn.energy.report import EnergyReport, energy_report
 from pascal_snn.errors import ConfigError
-from pascal_snn.figures import save_figure
 from pascal_snn.io import write_json
 
 __all__ = ["add_parser", "run"]
@@ -157,6 +155,9 @@ def run(args: argparse.Namespace) -> int:
         "levels": loaded.checkpoint.get("levels"),
     }
     write_json(out / "energy.json", {**header, **report.as_dict()})
+    from pascal_snn.energy.plot import energy_breakdown_figure, save_figure, spike_rate_figure
+
+    # matplotlib is imported only by the commands that plot (it costs ~0.5 s)
     save_figure(spike_rate_figure(report), out / "spike_rates.png")
     save_figure(energy_breakdown_figure(report), out / "energy_breakdown.png")
     print(f"wrote {out / 'energy.json'}, {out / 'spike_rates.png'}, {out / 'energy_breakdown.png'}")

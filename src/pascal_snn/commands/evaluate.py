@@ -31,7 +31,6 @@ from pascal_snn.evaluation import (
     first_reaching,
     sweep_vanilla,
 )
-from pascal_snn.figures import accuracy_vs_timesteps, save_figure
 from pascal_snn.io import write_json
 from pascal_snn.qcfs import qcfs_layers
 
@@ -209,6 +208,8 @@ def plot_result(result: Evaluation, path: Path) -> None:
     uniform = len(set(levels)) == 1
     t_pasc = levels[0] if uniform else sum(levels) / len(levels)
     label = "PASC" if uniform else "PASC (mean per-layer L)"
+    from pascal_snn.figures import accuracy_vs_timesteps, save_figure  # matplotlib: on use
+
     fig = accuracy_vs_timesteps(
         result.vanilla.timesteps,
         result.vanilla.accuracy,
