@@ -16,28 +16,6 @@ from pascal_snn.checkpoint import load_checkpoint, save_checkpoint
 from pascal_snn.cli import main
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bad") / "run"
-    code = main(
-        [
-            "train",
-            "--dataset",
-            "synthetic",
-            "--width",
-            "0.25",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "128",
-            "--out",
-            str(out),
-        ]
-    )
-    assert code == 0
-    return out / "last.pt"
-
-
 def fails(args, pattern, capsys):
     assert main([str(a) for a in args]) == 2
     captured = capsys.readouterr()
