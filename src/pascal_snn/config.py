@@ -410,7 +410,7 @@ def _check_schedule(schedule: object) -> list[tuple[int, Levels]]:
     for i, item in enumerate(schedule):
         if not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 2:
             raise ConfigError(f"level_schedule[{i}] must be [epoch, levels], got {item!r}")
-        epoch = _check_int(f"level_schedule[{i}] epoch", item[0], minimum=0)
+        epoch = _require_int(f"level_schedule[{i}] epoch", item[0], minimum=0)
         if out and epoch <= out[-1][0]:
             raise ConfigError("level_schedule epochs must be strictly increasing")
         out.append((epoch, _check_levels(item[1], f"level_schedule[{i}] levels")))
@@ -429,10 +429,18 @@ def _check_int(
     return value
 
 
+def _require_int(name: str, value: object, minimum: int) -> int:
+    checked = _check_int(name, value, minimum)
+    assert checked is not None  # not optional: None was refused
+    return checked
+
+
 def _check_float(name: str, value: object) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool):
+        raise ConfigError(f"{name} must be a number, got {value!r}")
+    if not isinstance(value, (int, float, str)):
         raise ConfigError(f"{name} must be a number, got {value!r}")
     try:
         number = float(value)  # YAML 1.1 reads "1e-3" as a string

@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from pascal_snn.adaptive import AdaptiveResult, train_adaptive
 from pascal_snn.al.plan import ALReport
 from pascal_snn.config import AdaptivePlan, RunConfig
-from pascal_snn.data import build_splits
+from pascal_snn.data import build_splits, dataset_size
 from pascal_snn.data.splits import DataSplits
 from pascal_snn.energy.plot import energy_breakdown_figure, spike_rate_figure
 from pascal_snn.energy.report import EnergyReport, energy_report
@@ -357,7 +357,7 @@ def run_demo(
         model=str(config.model),
         width=config.width,
         image_size=splits.info.image_size,
-        train_images=len(splits.train),  # type: ignore[arg-type]  # map-style: has __len__
+        train_images=dataset_size(splits.train),
         val_images=splits.info.val_images,
         selected_epoch=uniform.selected_epoch,
         epochs=int(config.epochs or 0),
@@ -392,7 +392,7 @@ def _prepare(settings: DemoSettings, out: Path) -> tuple[DataSplits, RunConfig]:
     info = splits.info
     test_set: Dataset[Any] = splits.test
     if settings.test_images is not None:  # the first N test images, for every figure
-        test_set = Subset(test_set, range(min(settings.test_images, len(test_set))))  # type: ignore[arg-type]
+        test_set = Subset(test_set, range(min(settings.test_images, dataset_size(test_set))))
     config = dataclasses.replace(
         train,
         model=train.model or info.default_model,
@@ -481,7 +481,7 @@ def _first(loader: DataLoader[Any], images: int | None) -> DataLoader[Any]:
         return loader
     dataset = loader.dataset
     return DataLoader(
-        Subset(dataset, range(min(images, len(dataset)))),  # type: ignore[arg-type]
+        Subset(dataset, range(min(images, dataset_size(dataset)))),
         batch_size=loader.batch_size,
     )
 

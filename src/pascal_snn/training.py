@@ -43,6 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from pascal_snn import distributed
 from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pascal_snn.config import RUN_DEFINING, RunConfig, resolve, write_config
+from pascal_snn.data.info import dataset_size
 from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import atomic_write_text, ensure_dir, write_json
@@ -185,7 +186,8 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    keys, pos, has_gauss, gauss = np.random.get_state()[1:]
+    state: Any = np.random.get_state()  # ("MT19937", keys, pos, has_gauss, gauss)
+    keys, pos, has_gauss, gauss = state[1:]
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -227,7 +229,7 @@ def train_loader(
     too). The last partial batch is dropped when there is at least one full batch (BatchNorm
     cannot train on a batch of one).
     """
-    sampler = DistributedSampler(
+    sampler: DistributedSampler[Any] = DistributedSampler(
         dataset,
         num_replicas=distributed.world_size(),
         rank=distributed.rank(),
@@ -250,6 +252,8 @@ def build_model(config: RunConfig, info: Any) -> nn.Module:
     """``models.create`` for a resolved config; bad model/levels become ConfigError."""
     from pascal_snn import models
 
+    if config.model is None:
+        raise ConfigError("no model: give --model (resolve() fills in the data set's default)")
     torch.manual_seed(config.seed)
     model = models.create(
         config.model,
@@ -525,7 +529,7 @@ def train(
     config = resolve(config, info)
     assert config.epochs and config.batch_size and config.lr is not None
     assert config.weight_decay is not None and config.val_images is not None
-    held_out = 0 if splits.val is None else len(splits.val)  # type: ignore[arg-type]
+    held_out = 0 if splits.val is None else dataset_size(splits.val)
     if held_out != config.val_images:
         raise ConfigError(
             f"the prebuilt validation set has {held_out} images but the run config says "

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from pascal_snn.al.clustering import assign_levels, cluster
 from pascal_snn.al.stats import LayerStats, as_alpha
 from pascal_snn.al.streaming import LayerResult, Variant, default_alpha, layer_metrics
+from pascal_snn.data.info import dataset_size
 from pascal_snn.errors import ConfigError, DataError
 
 __all__ = ["AL_FORMAT", "ALPlan", "ALReport", "plan_levels"]
@@ -124,7 +125,7 @@ class ALReport:
 
 def plan_levels(
     model: nn.Module,
-    train_set: Dataset,
+    train_set: Dataset[Any],
     cluster_levels: Sequence[int] = (1, 2, 4),
     num_images: int = 3000,
     alpha: float | Fraction | None = None,
@@ -162,7 +163,7 @@ def plan_levels(
         levels=tuple(new_levels),
         variant=variant,
         alpha=used_alpha,
-        num_images=min(num_images, len(train_set)),  # type: ignore[arg-type]
+        num_images=min(num_images, dataset_size(train_set)),
         cluster_levels=tuple(cluster_levels),
         seed=seed,
     )

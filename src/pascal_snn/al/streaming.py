@@ -107,10 +107,8 @@ def level_histograms(
                     f"(theta = {float(theta):.4g}); its threshold must be finite and non-zero"
                 )
             counts = torch.bincount(idx, minlength=L + 1)
-            if counters[slot] is None:
-                counters[slot] = counts
-            else:
-                counters[slot] += counts
+            current = counters[slot]
+            counters[slot] = counts if current is None else current + counts
 
         return hook
 
@@ -169,6 +167,7 @@ def layer_metrics(
     for (name, layer), hist in zip(layers, histograms):
         try:
             if variant is Variant.PAPER:
+                assert alpha is not None  # the paper's default was set above
                 stats = histogram_stats(hist, alpha)
             else:
                 stats = reference_histogram_stats(hist, alpha)

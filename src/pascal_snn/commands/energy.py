@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Subset
 
 from pascal_snn.commands.args import add_checkpoint_arguments, positive_float
 from pascal_snn.commands.common import load_checkpoint_and_data
+from pascal_snn.data import dataset_size
 from pascal_snn.energy.analytic import ASSUMED_SPIKE_RATE
 from pascal_snn.energy.report import EnergyReport, energy_report
 from pascal_snn.errors import ConfigError
@@ -133,7 +134,7 @@ def print_report(report: EnergyReport, title: str) -> None:
 def run(args: argparse.Namespace) -> int:
     loaded = load_checkpoint_and_data(args)
     test = loaded.test_set
-    images = min(args.num_images, len(test))  # type: ignore[arg-type]  # map-style: has __len__
+    images = min(args.num_images, dataset_size(test))
     if images == 0:
         raise ConfigError(f"the {loaded.info.name} test split is empty")
     loader = DataLoader(Subset(test, range(images)), batch_size=args.batch_size, shuffle=False)

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Subset
 
 from pascal_snn.commands.args import add_checkpoint_arguments, parse_int_list
 from pascal_snn.commands.common import load_checkpoint_and_data
+from pascal_snn.data import dataset_size
 from pascal_snn.distributed import (
     all_reduce_sum,
     destroy_distributed,
@@ -133,7 +134,7 @@ def evaluate_checkpoint(args: argparse.Namespace) -> tuple[Evaluation, Path]:
     init_distributed(loaded.device)
     test_set = loaded.test_set
     if args.num_images is not None:
-        test_set = Subset(test_set, range(min(args.num_images, len(test_set))))  # type: ignore[arg-type]  # map-style: has __len__
+        test_set = Subset(test_set, range(min(args.num_images, dataset_size(test_set))))
     loader = sharded_loader(test_set, args.batch_size)
     dtype, device, model = DTYPES[args.dtype], loaded.device, loaded.model
     pasc = vanilla = None

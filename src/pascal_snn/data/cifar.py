@@ -10,6 +10,7 @@ and check structure instead, so small stand-ins in the same format work in tests
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 from dataclasses import dataclass
@@ -37,12 +38,21 @@ __all__ = [
 NATIVE_SIZE = 32
 CROP_PADDING = 4
 
-try:  # numpy >= 2
-    from numpy._core.multiarray import _reconstruct, scalar
-    from numpy._core.numeric import _frombuffer
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.multiarray import _reconstruct, scalar
-    from numpy.core.numeric import _frombuffer
+
+def _numpy_private(module: str, name: str) -> Any:
+    """A numpy global that pickled arrays refer to (``numpy._core`` in numpy 2, ``numpy.core``
+    in numpy 1)."""
+    for package in ("numpy._core", "numpy.core"):
+        try:
+            return getattr(importlib.import_module(f"{package}.{module}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"numpy has no {module}.{name}")  # pragma: no cover
+
+
+_reconstruct = _numpy_private("multiarray", "_reconstruct")
+scalar = _numpy_private("multiarray", "scalar")
+_frombuffer = _numpy_private("numeric", "_frombuffer")
 
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sized
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from torch.utils.data import Dataset
 
-__all__ = ["DatasetInfo", "LoadedData", "Loader"]
+__all__ = ["DatasetInfo", "LoadedData", "Loader", "dataset_size"]
+
+
+def dataset_size(dataset: Dataset[Any]) -> int:
+    """``len(dataset)``: every data set here is map-style (``Dataset`` itself does not promise
+    ``__len__``, so this checks it)."""
+    if not isinstance(dataset, Sized):
+        raise TypeError(f"{type(dataset).__name__} has no length; a map-style data set is needed")
+    return len(dataset)
 
 
 @dataclass(frozen=True)

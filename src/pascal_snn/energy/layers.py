@@ -124,7 +124,7 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
     names = _matmul_modules(model)
     rows: list[LayerRow] = []
 
-    def hook(module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
+    def hook(module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         rows.append(_row(names[module], module, out))
 
     handles = [m.register_forward_hook(hook) for m in names]
