@@ -21,6 +21,8 @@ settings.register_profile(
 )
 settings.load_profile("ci")
 torch.set_num_threads(1)
+# An unforeseen failure of the CLI shows its traceback in tests (users get one line).
+os.environ.setdefault("PASCAL_SNN_DEBUG", "1")
 
 TRAINED_LEVELS = [4, 2, 1, 4]
 

@@ -37,6 +37,9 @@ def test_evaluate_both_modes(trained_run, tmp_path):
     assert result["vanilla"]["timesteps"] == [1, 2, 4, 8]
     assert result["vanilla"]["ann_accuracy"] == result["ann_accuracy"] == pasc["ann_accuracy"]
     assert_png(tmp_path / "accuracy_vs_timesteps.png")
+    # progress without a terminal: plain lines with images done / total and the time
+    assert re.search(r"PASC and ANN, float64: 64/64 images, \d+ s, done", done.stderr)
+    assert re.search(r"vanilla IF up to T = 8, float64: 64/64 images, \d+ s, done", done.stderr)
 
 
 def test_evaluate_ann_mode_runs_the_ann_only(trained_run, tmp_path, monkeypatch, capsys):
@@ -74,7 +77,9 @@ def test_al_and_energy(trained_run, tmp_path, capsys):
     assert [n["L"] for n in energy["neurons"]] == TRAINED_LEVELS
     assert_png(tmp_path / "spike_rates.png")
     assert_png(tmp_path / "energy_breakdown.png")
-    capsys.readouterr()
+    err = capsys.readouterr().err
+    assert re.search(r"AL metric: 128/128 images, \d+ s, done", err)
+    assert re.search(r"energy: PASC network: 32/32 images, \d+ s, done", err)
 
 
 @pytest.mark.slow
@@ -119,3 +124,19 @@ def test_help_has_no_raw_markup(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
     assert "``" not in text and ":func:" not in text and ":class:" not in text
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "al", "energy", "demo"])
+def test_every_command_takes_threads(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert re.search(r"--threads THREADS\s+torch CPU threads \(default 1", capsys.readouterr().out)
+
+
+def test_threads_apply_to_the_run(trained_run, tmp_path, capsys):
+    args = ["evaluate", "--checkpoint", str(trained_run / "last.pt"), "--mode", "ann"]
+    try:
+        assert main([*args, "--threads", "2", "--out", str(tmp_path)]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    capsys.readouterr()

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from pascal_snn.cli import main
 from tests.cli_helpers import assert_png, cli
@@ -67,3 +68,31 @@ def test_energy_command_analytic_only(trained_run, tmp_path, capsys):
     assert_png(out / "spike_rates.png")
     assert_png(out / "energy_breakdown.png")
     capsys.readouterr()
+
+
+def _widths(tables):
+    from rich.console import Console
+    from rich.measure import Measurement
+
+    console = Console(width=300)
+    return [Measurement.get(console, console.options, t).maximum for t in tables]
+
+
+def test_energy_tables_and_totals_fit_80_columns(trained_run):
+    from pascal_snn.checkpoint import load_model
+    from pascal_snn.commands.energy import layer_tables, summary_lines
+    from pascal_snn.data import build_datasets
+    from pascal_snn.energy import energy_report
+    from pascal_snn.models import create
+
+    model, _ = load_model(trained_run / "last.pt")
+    _, test, _ = build_datasets("synthetic", augment=False)
+    loader = [(torch.stack([test[i][0] for i in range(8)]), torch.zeros(8))]
+    measured = energy_report(model, loader)
+    tables = layer_tables(measured, "Energy of a long checkpoint name.pt (8 synthetic images)")
+    assert len(tables) == 2 and all(w <= 80 for w in _widths(tables))
+    assert [t.row_count for t in tables] == [5, 5]
+    resnet = energy_report(create("resnet18", 10, L=4, width=0.25), input_shape=(3, 32, 32))
+    assert all(w <= 80 for w in _widths(layer_tables(resnet, "ResNet-18, analytic")))
+    for report in (measured, resnet):
+        assert max(len(line) for line in summary_lines(report)) <= 80

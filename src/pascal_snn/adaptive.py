@@ -31,7 +31,8 @@ from pascal_snn.config import AdaptivePlan, RunConfig, resolve
 from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError
 from pascal_snn.io import write_json
-from pascal_snn.training import LAST, PHASE0, Phase, TrainResult, open_run, train
+from pascal_snn.qcfs import QCFS
+from pascal_snn.training import LAST, PHASE0, Phase, TrainResult, build_model, open_run, train
 
 __all__ = ["AL_FILE", "PHASE0", "AdaptivePlan", "AdaptiveResult", "switch_epoch", "train_adaptive"]
 
@@ -91,6 +92,12 @@ def train_adaptive(
     config = resolve(config, splits.info)  # epochs etc. known before any work
     assert config.epochs is not None
     switch = switch_epoch(config.epochs, plan.switch_fraction)
+    layers = sum(isinstance(m, QCFS) for m in build_model(config, splits.info).modules())
+    if plan.clusters > layers:
+        raise ConfigError(
+            f"--clusters {plan.clusters}: model {config.model!r} has {layers} QCFS layers, so "
+            f"at most {layers} clusters; give fewer --clusters and --cluster-levels"
+        )
     init_model: nn.Module | None = None
     if plan.init_checkpoint:
         init_model, _ = load_model(plan.init_checkpoint)

@@ -8,6 +8,7 @@ status 2.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from collections.abc import Sequence
@@ -45,14 +46,50 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.command_line = shlex.join(["pascal-snn", *words])
     if getattr(args, "threads", None):
         torch.set_num_threads(args.threads)
+    name = f"pascal-snn {args.command}"
     try:
         return int(args.run(args) or 0)
     except PascalError as exc:
-        print(f"pascal-snn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"pascal-snn {args.command}: interrupted", file=sys.stderr)
+        print(f"{name}: interrupted", file=sys.stderr)
         return 130
+    except (MemoryError, torch.OutOfMemoryError) as exc:
+        print(
+            f"{name}: error: out of memory ({_first_line(exc)}); {OUT_OF_MEMORY}", file=sys.stderr
+        )
+        return 2
+    except RuntimeError as exc:
+        if "can't allocate memory" not in str(exc) and "out of memory" not in str(exc):
+            return _internal_error(name, exc)
+        print(
+            f"{name}: error: out of memory ({_first_line(exc)}); {OUT_OF_MEMORY}", file=sys.stderr
+        )
+        return 2
+    except Exception as exc:
+        return _internal_error(name, exc)
+
+
+OUT_OF_MEMORY = "use a smaller --batch-size (or a smaller model, image size or L)"
+DEBUG = "PASCAL_SNN_DEBUG"
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _internal_error(name: str, exc: Exception) -> int:
+    """A failure no check foresaw: one line (the traceback with PASCAL_SNN_DEBUG=1), status 1."""
+    if os.environ.get(DEBUG):
+        raise exc
+    print(
+        f"{name}: internal error: {type(exc).__name__}: {_first_line(exc)} (this is a bug; "
+        f"please report it with the command line; {DEBUG}=1 shows the traceback)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -27,7 +27,12 @@ from pascal_snn.errors import ConfigError
 from pascal_snn.io import atomic_write_text
 
 __all__ = [
+    "MAX_BATCH",
+    "MAX_IMAGE_SIZE",
     "MAX_LEVEL",
+    "MAX_SEED",
+    "MAX_WIDTH",
+    "MAX_WORKERS",
     "RUN_DEFINING",
     "AdaptivePlan",
     "Levels",
@@ -67,6 +72,11 @@ RUN_DEFINING = (
 # steps per image; beyond this the trains do not fit in memory for any useful batch, and the
 # QCFS arithmetic (z·L/θ in float32) loses the resolution that L promises.
 MAX_LEVEL = 2**16
+MAX_SEED = 2**32 - 1  # numpy's legacy seeds and torch's generators all take it
+MAX_WIDTH = 16.0  # channel width multiplier: 16× VGG-16 is already 8,192 channels
+MAX_IMAGE_SIZE = 4096
+MAX_WORKERS = 256
+MAX_BATCH = 2**20  # images per batch (Python's islice and the samplers take at most 2^63)
 
 ALPHA_VARIANTS = ("paper", "reference-code")
 
@@ -187,18 +197,20 @@ class RunConfig:
                 f"{self.levels}"
             )
         self.level_schedule = _check_schedule(self.level_schedule)
-        for name in ("image_size", "epochs", "batch_size", "train_images"):
+        for name in ("epochs", "train_images"):
             _check_int(name, getattr(self, name), minimum=1, optional=True)
+        _check_int("batch_size", self.batch_size, 1, optional=True, maximum=MAX_BATCH)
+        _check_int("image_size", self.image_size, 1, optional=True, maximum=MAX_IMAGE_SIZE)
         _check_int("val_images", self.val_images, minimum=0, optional=True)
-        _check_int("seed", self.seed, minimum=0)
-        _check_int("val_seed", self.val_seed, minimum=0)
-        _check_int("workers", self.workers, minimum=0)
+        _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
+        _check_int("val_seed", self.val_seed, minimum=0, maximum=MAX_SEED)
+        _check_int("workers", self.workers, minimum=0, maximum=MAX_WORKERS)
         for name in ("lr", "weight_decay", "momentum", "width"):
             setattr(self, name, _check_float(name, getattr(self, name)))
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
-        if self.width is not None and self.width <= 0:
-            raise ConfigError(f"width must be > 0, got {self.width}")
+        if self.width is not None and not 0 < self.width <= MAX_WIDTH:
+            raise ConfigError(f"width must be in (0, {MAX_WIDTH:g}], got {self.width}")
         for name in ("model", "dataset", "data_dir", "device", "out"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):

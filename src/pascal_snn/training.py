@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from pascal_snn import distributed
 from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pascal_snn.config import RUN_DEFINING, RunConfig, resolve, write_config
-from pascal_snn.data.info import dataset_size
+from pascal_snn.data.info import dataset_labels, dataset_size
 from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import atomic_write_text, ensure_dir, write_json
@@ -158,16 +158,35 @@ def open_run(
         raise ConfigError(adaptive_hint)
     if role == "adaptive":  # the whole run: its own folder, the schedule comes from its AL step
         stored = dataclasses.replace(stored, out=str(run_dir), level_schedule=[])
-    changed = stored.changed(explicit)
+    changed = _flat(stored.changed(explicit))
     if changed:
         detail = "; ".join(f"{k}: run has {a!r}, you gave {b!r}" for k, (a, b) in changed.items())
-        flags = " ".join(f"--{k.replace('_', '-')}" for k in changed)
+        flags = " ".join(_flag(k) for k in changed)
         raise ConfigError(
             f"cannot resume '{run_dir}' with different settings ({detail}); resume without "
             f"{flags} (or with the run's values), or start a new run with another --out"
         )
     keep = {k: v for k, v in explicit.items() if k not in RUN_DEFINING}
     return dataclasses.replace(stored.merged(keep), out=str(run_dir)), checkpoint
+
+
+def _flat(changed: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """Changed settings with an adaptive plan's changes listed key by key."""
+    out = dict(changed)
+    if "adaptive" in out:
+        run, given = (v or {} for v in out.pop("adaptive"))
+        for key in sorted(set(run) | set(given)):
+            if run.get(key) != given.get(key):
+                out[f"adaptive.{key}"] = (run.get(key), given.get(key))
+    return out
+
+
+def _flag(key: str) -> str:
+    """The command-line flag of a (flattened) RunConfig key."""
+    name = key.removeprefix("adaptive.")
+    if name == "num_images":
+        return "--al-images"
+    return "--adaptive" if key == "adaptive" else f"--{name.replace('_', '-')}"
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -546,6 +565,16 @@ def train(
         metrics = [dict(m) for m in checkpoint.get("metrics", [])]
     ensure_dir(run_dir)
     main = distributed.is_main_process()
+    show = main if progress is None else (progress and main)
+    if show and start == 0:
+        _warn_unseen_classes(splits)
+    if show and checkpoint is not None:
+        what = "already finished" if start >= config.epochs else f"epoch {start + 1}"
+        print(
+            f"resuming '{run_dir}' from {LAST}: {start} of {config.epochs} epochs done; {what}",
+            file=sys.stderr,
+            flush=True,
+        )
     model.to(device)
     pin = device.type == "cuda"
     eval_loader = functools.partial(
@@ -584,7 +613,6 @@ def train(
         for stale in run_dir.glob(".*.pt.*.tmp"):  # left by a run killed mid-write
             stale.unlink(missing_ok=True)
         _write_metrics(run_dir, metrics)
-    show = main if progress is None else (progress and main)
     bar = _Progress(show, config.epochs, start, len(loader))
     arch = _arch(config, info)
     first = selectable_from(config)
@@ -620,11 +648,7 @@ def train(
                     "model": model.state_dict(),
                     "arch": arch,
                     "levels": [layer.L for _, layer in qcfs_layers(model)],
-                    "dataset": {
-                        "name": config.dataset,
-                        "data_dir": config.data_dir,
-                        "image_size": config.image_size,
-                    },
+                    "dataset": dataset_record(config, info),
                     "config": config.to_dict(),
                     "epoch": epoch + 1,
                     "optimizer": optimizer.state_dict(),
@@ -639,10 +663,48 @@ def train(
                 save_checkpoint(run_dir / LAST, state)
                 _write_metrics(run_dir, metrics)
             bar.end_epoch(record)
+    except BaseException:
+        if main and start == 0 and not (run_dir / LAST).exists():
+            # failed before its first checkpoint: leave no half-written run behind
+            for name in ("config.yaml", METRICS):
+                (run_dir / name).unlink(missing_ok=True)
+        raise
     finally:
         bar.close()
     distributed.barrier()
     return _finish(run_dir, config, model, metrics, eval_loader(splits.test), device, False)
+
+
+def dataset_record(config: RunConfig, info: Any) -> dict[str, Any]:
+    """What a checkpoint says about the data it was trained on (commands that load it check
+    the data they are given against it)."""
+    return {
+        "name": config.dataset,
+        "data_dir": config.data_dir,
+        "image_size": config.image_size,
+        "input_shape": list(info.input_shape),
+        "num_classes": int(info.num_classes),
+        "normalisation": info.normalisation,
+    }
+
+
+def _warn_unseen_classes(splits: DataSplits) -> None:
+    """Warn when the test set holds classes that no training image has (those test images
+    cannot be classified right, whatever the network)."""
+    train, test = dataset_labels(splits.train), dataset_labels(splits.test)
+    if train is None or test is None:
+        return
+    unseen = sorted(set(test) - set(train))
+    if unseen:
+        count = sum(1 for label in test if label in set(unseen))
+        names = ", ".join(map(str, unseen[:10])) + (", …" if len(unseen) > 10 else "")
+        print(
+            f"warning: {count} of {len(test)} test images belong to classes the training "
+            f"images never show ({names}); no model can classify them right (use more "
+            "--train-images, or a split that has every class)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _write_metrics(run_dir: Path, metrics: list[dict[str, Any]]) -> None:

@@ -5,7 +5,7 @@ Shared by ``pascal-snn al``, adaptive training (Algorithm 4) and the demo.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -133,17 +133,20 @@ def plan_levels(
     batch_size: int = 256,
     seed: int = 0,
     device: torch.device | str | None = None,
+    wrap: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
 ) -> ALPlan:
     """AL metric over ``num_images`` training images (seeded shuffle), clusters, per-layer L.
 
     The highest-metric cluster gets the smallest L (SPEC §5.2). Raises ``DataError`` when the
     metric cannot be computed and ``ConfigError`` when the layers cannot be clustered.
+    ``wrap`` may wrap the batches (e.g. to show progress).
     """
     variant = Variant.parse(variant)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator)
+    batches: Iterable[Any] = loader if wrap is None else wrap(loader)
     try:
-        results = layer_metrics(model, loader, num_images, alpha, variant, device)
+        results = layer_metrics(model, batches, num_images, alpha, variant, device)
     except ValueError as exc:
         raise DataError(f"cannot compute the AL metric: {exc}") from exc
     metrics = [r.stats.metric for r in results]

@@ -19,14 +19,16 @@ from pascal_snn.al.plan import ALReport, plan_levels
 from pascal_snn.al.stats import as_alpha
 from pascal_snn.commands.args import (
     add_checkpoint_arguments,
-    nonnegative_int,
+    bounded_int,
     parse_int_list,
     positive_int,
 )
-from pascal_snn.commands.common import load_checkpoint_and_data
-from pascal_snn.config import MAX_LEVEL, AdaptivePlan
+from pascal_snn.commands.common import load_checkpoint_and_data, progress
+from pascal_snn.config import MAX_LEVEL, MAX_SEED, AdaptivePlan
+from pascal_snn.data import dataset_size
 from pascal_snn.errors import ConfigError
-from pascal_snn.io import write_json
+from pascal_snn.io import run_folder, write_json
+from pascal_snn.qcfs import QCFS
 
 __all__ = ["add_parser", "run"]
 
@@ -47,7 +49,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         num_images_help=f"training images for the statistics ({AdaptivePlan.num_images})",
     )
     parser.add_argument(
-        "--seed", type=nonnegative_int, default=0, help="seed of the image shuffle (0)"
+        "--seed", type=bounded_int(0, MAX_SEED), default=0, help="seed of the image shuffle (0)"
     )
     parser.add_argument(
         "--alpha",
@@ -129,26 +131,35 @@ def _print_table(results: list[LayerResult], new_levels: list[int], title: str) 
 def run(args: argparse.Namespace) -> int:
     levels = _validate(args)
     loaded = load_checkpoint_and_data(args)
-    plan = plan_levels(
-        loaded.model,
-        loaded.train_set,
-        levels,
-        num_images=args.num_images,
-        alpha=args.alpha,
-        variant=args.variant,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=loaded.device,
-    )
-    title = (
-        f"AL metric ({plan.variant.value}) of {args.checkpoint.name} on {plan.num_images} "
-        f"{loaded.info.name} images"
-    )
-    _print_table(list(plan.layers), list(plan.levels), title)
-    out = loaded.out
-    write_json(out / "al.json", ALReport(str(args.checkpoint), loaded.info.name, plan).as_dict())
-    ylabel = "AL metric M" if plan.variant is Variant.PAPER else "AL metric M (reference code)"
-    save_metric_plot(out / "al_metric.png", list(plan.layers), list(plan.levels), title, ylabel)
+    layers = sum(isinstance(m, QCFS) for m in loaded.model.modules())
+    if args.clusters > layers:
+        raise ConfigError(
+            f"--clusters {args.clusters}: the model has {layers} QCFS layers, so at most "
+            f"{layers} clusters; give fewer --clusters and --cluster-levels"
+        )
+    images = min(args.num_images, dataset_size(loaded.train_set))
+    with run_folder(loaded.out, args.command_line) as out:
+        plan = plan_levels(
+            loaded.model,
+            loaded.train_set,
+            levels,
+            num_images=args.num_images,
+            alpha=args.alpha,
+            variant=args.variant,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=loaded.device,
+            wrap=lambda batches: progress(batches, "AL metric", images),
+        )
+        title = (
+            f"AL metric ({plan.variant.value}) of {args.checkpoint.name} on {plan.num_images} "
+            f"{loaded.info.name} images"
+        )
+        _print_table(list(plan.layers), list(plan.levels), title)
+        report = ALReport(str(args.checkpoint), loaded.info.name, plan)
+        write_json(out / "al.json", report.as_dict())
+        ylabel = "AL metric M" if plan.variant is Variant.PAPER else "AL metric M (reference code)"
+        save_metric_plot(out / "al_metric.png", list(plan.layers), list(plan.levels), title, ylabel)
     print(f"per-layer L: {list(plan.levels)}")
     print(f"wrote {out / 'al.json'} and {out / 'al_metric.png'}")
     return 0

@@ -9,11 +9,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from pascal_snn.config import MAX_BATCH, MAX_IMAGE_SIZE
 from pascal_snn.data.registry import DATASETS
 from pascal_snn.errors import ConfigError
 
 __all__ = [
     "DEFAULT_THREADS",
+    "MAX_BATCH",
     "MAX_THREADS",
     "Parser",
     "add_checkpoint_arguments",
@@ -31,7 +33,7 @@ __all__ = [
 # machine for the built-in models and many times faster on a busy one (OpenMP threads
 # spin-wait on oversubscribed cores).
 DEFAULT_THREADS = 1
-MAX_THREADS = 1024
+MAX_THREADS = 256
 
 
 class Parser(argparse.ArgumentParser):
@@ -111,7 +113,7 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGro
     )
     group.add_argument(
         "--image-size",
-        type=positive_int,
+        type=bounded_int(1, MAX_IMAGE_SIZE),
         default=None,
         help="zero-pad small images to this size (e.g. 32 for Fashion-MNIST on VGG-16); "
         "crop size for ImageNet",
@@ -143,11 +145,17 @@ def add_checkpoint_arguments(
     parser.add_argument(
         "--checkpoint", required=True, type=Path, help="a checkpoint written by `train`"
     )
-    add_data_arguments(parser)
+    group = add_data_arguments(parser)
+    group.add_argument(
+        "--other-dataset",
+        action="store_true",
+        help="run on a data set other than the one the checkpoint was trained on (by default "
+        "that is refused: the numbers would mean nothing)",
+    )
     parser.set_defaults(dataset=None)  # default: the data set the checkpoint was trained on
     parser.add_argument(
         "--batch-size",
-        type=positive_int,
+        type=bounded_int(1, MAX_BATCH),
         default=batch_size,
         help=f"images per batch ({batch_size})",
     )

@@ -11,16 +11,17 @@ from rich.table import Table
 from pascal_snn.commands.args import (
     add_runtime_arguments,
     bounded_int,
-    nonnegative_int,
     parse_int_list,
 )
-from pascal_snn.config import MAX_LEVEL, AdaptivePlan, RunConfig
+from pascal_snn.config import MAX_LEVEL, MAX_SEED, AdaptivePlan, RunConfig
 from pascal_snn.data import DATASETS
 
 if TYPE_CHECKING:  # the demo module imports matplotlib: loaded only when the demo runs
     from pascal_snn.demo import DemoMetrics, DemoSettings
 
 __all__ = ["add_parser", "run", "settings_from_args", "summary"]
+
+EVAL_BATCH = 256  # pascal_snn.demo evaluates the test images in batches of 256
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -63,7 +64,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help=f"one L per AL cluster, smallest for the most tolerant ({default_levels})",
     )
     parser.add_argument(
-        "--seed", type=nonnegative_int, default=RunConfig.seed, help="random seed (0)"
+        "--seed", type=bounded_int(0, MAX_SEED), default=RunConfig.seed, help="random seed (0)"
     )
     add_runtime_arguments(parser)
     parser.set_defaults(run=run)
@@ -92,10 +93,39 @@ def settings_from_args(args: argparse.Namespace) -> DemoSettings:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    from pascal_snn.demo import run_demo
+def _check_memory(settings: DemoSettings) -> None:
+    """The uniform model's PASC network must fit in memory at the demo's batch size (the
+    check happens before training, not after it)."""
+    import torch
 
-    metrics = run_demo(settings_from_args(args))
+    from pascal_snn import models
+    from pascal_snn.distributed import resolve_device
+    from pascal_snn.memory import check_fits
+
+    train, info = settings.train, DATASETS[settings.train.dataset]
+    model = models.create(
+        train.model or info.default_model,
+        num_classes=info.num_classes,
+        in_channels=info.in_channels,
+        L=train.levels,
+        width=train.width,
+        **train.model_kwargs,
+    )
+    device = resolve_device(train.device)
+    check_fits(
+        model, info.input_shape, EVAL_BATCH, torch.float64, device, "choose a smaller --levels"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from pascal_snn.commands.common import progress
+    from pascal_snn.demo import run_demo
+    from pascal_snn.io import run_folder
+
+    settings = settings_from_args(args)
+    _check_memory(settings)
+    with run_folder(settings.out, args.command_line):
+        metrics = run_demo(settings, wrap=lambda batches, label: progress(batches, label))
     summary(metrics)
     print(f"report: {args.out}/report.md")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import Subset
 
 from pascal_snn.commands.args import add_checkpoint_arguments, parse_int_list
-from pascal_snn.commands.common import load_checkpoint_and_data
+from pascal_snn.commands.common import Loaded, load_checkpoint_and_data, progress
+from pascal_snn.config import MAX_LEVEL
 from pascal_snn.data import dataset_size
 from pascal_snn.distributed import (
     all_reduce_sum,
@@ -32,12 +34,13 @@ from pascal_snn.evaluation import (
     first_reaching,
     sweep_vanilla,
 )
-from pascal_snn.io import write_json
+from pascal_snn.io import run_folder, write_json
 from pascal_snn.qcfs import qcfs_layers
 
 __all__ = ["Evaluation", "add_parser", "evaluate_checkpoint", "run"]
 
 DEFAULT_TIMESTEPS = "1,2,4,8,16,32,64,128,256"
+MAX_TIMESTEPS = MAX_LEVEL  # the vanilla network runs T steps one after another
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -109,7 +112,7 @@ class Evaluation:
 
 @torch.no_grad()
 def ann_counts(
-    model: nn.Module, loader: DataLoader[Any], dtype: torch.dtype, device: torch.device
+    model: nn.Module, loader: Iterable[Any], dtype: torch.dtype, device: torch.device
 ) -> tuple[int, int]:
     """``(correct, images)`` of the ANN alone in ``dtype``, summed over processes."""
     ann = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
@@ -124,13 +127,12 @@ def ann_counts(
 def _timesteps(args: argparse.Namespace) -> list[int]:
     if args.mode in ("ann", "pasc") and args.timesteps is not None:
         raise ConfigError("--timesteps applies to --mode vanilla or both")
-    return parse_int_list(args.timesteps or DEFAULT_TIMESTEPS, "--timesteps")
+    return parse_int_list(args.timesteps or DEFAULT_TIMESTEPS, "--timesteps", MAX_TIMESTEPS)
 
 
-def evaluate_checkpoint(args: argparse.Namespace) -> tuple[Evaluation, Path]:
-    """Everything ``evaluate`` reports, and the output folder."""
+def evaluate_checkpoint(args: argparse.Namespace, loaded: Loaded) -> Evaluation:
+    """Everything ``evaluate`` reports (``loaded``: the checked checkpoint and data)."""
     timesteps = _timesteps(args)
-    loaded = load_checkpoint_and_data(args)
     init_distributed(loaded.device)
     test_set = loaded.test_set
     if args.num_images is not None:
@@ -139,19 +141,21 @@ def evaluate_checkpoint(args: argparse.Namespace) -> tuple[Evaluation, Path]:
     dtype, device, model = DTYPES[args.dtype], loaded.device, loaded.model
     pasc = vanilla = None
     if args.mode in ("pasc", "both"):
+        batches = progress(loader, f"PASC and ANN, {args.dtype}")
         pasc = evaluate_equivalence(
-            model, loader, dtype=dtype, device=device, reduce=all_reduce_sum
+            model, batches, dtype=dtype, device=device, reduce=all_reduce_sum
         )
         images, ann_accuracy = pasc.images, pasc.ann_accuracy
     if args.mode in ("vanilla", "both"):
+        batches = progress(loader, f"vanilla IF up to T = {max(timesteps)}, {args.dtype}")
         vanilla = sweep_vanilla(
-            model, loader, timesteps, dtype=dtype, device=device, reduce=all_reduce_sum
+            model, batches, timesteps, dtype=dtype, device=device, reduce=all_reduce_sum
         )
         images, ann_accuracy = vanilla.images, vanilla.ann_accuracy
     if args.mode == "ann":
-        correct, images = ann_counts(model, loader, dtype, device)
+        correct, images = ann_counts(model, progress(loader, f"ANN, {args.dtype}"), dtype, device)
         ann_accuracy = correct / max(images, 1)
-    result = Evaluation(
+    return Evaluation(
         checkpoint=str(args.checkpoint),
         dataset=loaded.info.name,
         model=loaded.checkpoint.get("arch", {}).get("name"),
@@ -162,7 +166,6 @@ def evaluate_checkpoint(args: argparse.Namespace) -> tuple[Evaluation, Path]:
         pasc=pasc,
         vanilla=vanilla,
     )
-    return result, loaded.out
 
 
 def print_report(result: Evaluation, console: Console | None = None) -> None:
@@ -224,14 +227,23 @@ def plot_result(result: Evaluation, path: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _timesteps(args)  # every option is checked before anything is loaded
+    loaded = load_checkpoint_and_data(args)
+    if args.mode in ("pasc", "both"):
+        images = dataset_size(loaded.test_set)
+        if args.num_images is not None:
+            images = min(images, args.num_images)
+        loaded.check_memory(args.batch_size, images, DTYPES[args.dtype])
+    main = is_main_process()
     try:
-        result, out = evaluate_checkpoint(args)
-        if is_main_process():
-            write_json(out / "evaluate.json", result.as_dict())
-            if result.pasc is not None and result.vanilla is not None:
-                plot_result(result, out / "accuracy_vs_timesteps.png")
-            print_report(result)
-            print(f"results written to {out}")
+        with run_folder(loaded.out, args.command_line, enabled=main) as out:
+            result = evaluate_checkpoint(args, loaded)
+            if main:
+                write_json(out / "evaluate.json", result.as_dict())
+                if result.pasc is not None and result.vanilla is not None:
+                    plot_result(result, out / "accuracy_vs_timesteps.png")
+                print_report(result)
+                print(f"results written to {out}")
     finally:
         destroy_distributed()
     return 0

@@ -16,6 +16,7 @@ from pascal_snn.adaptive import AdaptiveResult, train_adaptive
 from pascal_snn.commands.args import add_data_arguments, add_runtime_arguments, parse_int_list
 from pascal_snn.config import MAX_LEVEL, RunConfig, load_yaml, parse_levels
 from pascal_snn.errors import ConfigError
+from pascal_snn.io import run_folder
 from pascal_snn.training import TrainResult, train
 
 __all__ = ["add_parser", "given_from_args", "run"]
@@ -162,16 +163,19 @@ def given_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     given = given_from_args(args)
+    RunConfig().merged(given)  # every value checked before the folder is touched
+    main = distributed.is_main_process()
     try:
-        if given.get("adaptive") is not None:
-            adaptive = train_adaptive(given, resume=args.resume)
-            if distributed.is_main_process():
-                _report(adaptive.run)
-                _adaptive_summary(adaptive)
-        else:
-            result = train(given, resume=args.resume)
-            if distributed.is_main_process():
-                _report(result)
+        with run_folder(given["out"], args.command_line, enabled=main):
+            if given.get("adaptive") is not None:
+                adaptive = train_adaptive(given, resume=args.resume)
+                if main:
+                    _report(adaptive.run)
+                    _adaptive_summary(adaptive)
+            else:
+                result = train(given, resume=args.resume)
+                if main:
+                    _report(result)
     finally:
         distributed.destroy_distributed()
     return 0

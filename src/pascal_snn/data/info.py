@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 
-__all__ = ["DatasetInfo", "LoadedData", "Loader", "dataset_size"]
+__all__ = ["DatasetInfo", "LoadedData", "Loader", "dataset_labels", "dataset_size"]
 
 
 def dataset_size(dataset: Dataset[Any]) -> int:
@@ -51,6 +51,30 @@ class DatasetInfo:
     @property
     def input_shape(self) -> tuple[int, int, int]:
         return (self.in_channels, self.image_size, self.image_size)
+
+
+@dataclass(frozen=True)
+class _Unknown(Exception):
+    pass
+
+
+def dataset_labels(dataset: Dataset[Any]) -> list[int] | None:
+    """Every item's label without loading the images (``targets`` of an ArrayDataset or
+    ImageFolder, through any Subset), or None when the data set does not expose them."""
+    try:
+        return _labels(dataset)
+    except _Unknown:
+        return None
+
+
+def _labels(dataset: Any) -> list[int]:
+    if isinstance(dataset, Subset):
+        inner = _labels(dataset.dataset)
+        return [inner[i] for i in dataset.indices]
+    targets = getattr(dataset, "targets", None)
+    if targets is None:
+        raise _Unknown
+    return [int(t) for t in targets]
 
 
 @dataclass(frozen=True)
