@@ -52,7 +52,7 @@ def test_adaptive_takes_epochs_from_the_recipe_and_validates_before_training(tmp
     ]:
         refused([*TRAIN, *adaptive, *extra, "--out", out], pattern, capsys)
         assert not out.exists()  # nothing written: the corrected command can start afresh
-    args = [*TRAIN, *adaptive, "--al-images", "64", "--out", out]
+    args = [*TRAIN, *adaptive, "--al-images", "64", "--train-images", "128", "--out", out]
     assert main([str(a) for a in args]) == 0
     config = json.loads((out / "result.json").read_text())
     assert config["epochs"] == 5  # the synthetic data set's recipe

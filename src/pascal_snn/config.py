@@ -28,6 +28,7 @@ from pascal_snn.io import atomic_write_text
 
 __all__ = [
     "MAX_BATCH",
+    "MAX_EPOCHS",
     "MAX_IMAGE_SIZE",
     "MAX_LEVEL",
     "MAX_SEED",
@@ -76,6 +77,7 @@ MAX_SEED = 2**32 - 1  # numpy's legacy seeds and torch's generators all take it
 MAX_WIDTH = 16.0  # channel width multiplier: 16× VGG-16 is already 8,192 channels
 MAX_IMAGE_SIZE = 4096
 MAX_WORKERS = 256
+MAX_EPOCHS = 100_000
 MAX_BATCH = 2**20  # images per batch (Python's islice and the samplers take at most 2^63)
 
 ALPHA_VARIANTS = ("paper", "reference-code")
@@ -197,8 +199,8 @@ class RunConfig:
                 f"{self.levels}"
             )
         self.level_schedule = _check_schedule(self.level_schedule)
-        for name in ("epochs", "train_images"):
-            _check_int(name, getattr(self, name), minimum=1, optional=True)
+        _check_int("epochs", self.epochs, minimum=1, optional=True, maximum=MAX_EPOCHS)
+        _check_int("train_images", self.train_images, minimum=1, optional=True)
         _check_int("batch_size", self.batch_size, 1, optional=True, maximum=MAX_BATCH)
         _check_int("image_size", self.image_size, 1, optional=True, maximum=MAX_IMAGE_SIZE)
         _check_int("val_images", self.val_images, minimum=0, optional=True)

@@ -13,7 +13,7 @@ from pascal_snn.commands.args import (
     bounded_int,
     parse_int_list,
 )
-from pascal_snn.config import MAX_LEVEL, MAX_SEED, AdaptivePlan, RunConfig
+from pascal_snn.config import MAX_EPOCHS, MAX_LEVEL, MAX_SEED, AdaptivePlan, RunConfig
 from pascal_snn.data import DATASETS
 
 if TYPE_CHECKING:  # the demo module imports matplotlib: loaded only when the demo runs
@@ -47,7 +47,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--epochs",
-        type=bounded_int(2),
+        type=bounded_int(2, MAX_EPOCHS),
         default=None,
         help="epochs per training run, at least 2 (two training phases)",
     )
