@@ -43,7 +43,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import speed
-from pascal_snn import QCFS, PascNetwork, convert, qcfs_layers, set_levels
+from pascal_snn import QCFS, convert, qcfs_layers, set_levels
 from pascal_snn.io import write_json
 from pascal_snn.models import create
 from pascal_snn.qcfs import level_index, qcfs_inference
@@ -188,7 +188,6 @@ def speed_ratios(name: str, device: torch.device, batch: int, repeats: int, L: i
     calibrate(model, x)
     ann, pasc = speed.efficient_ann(model), convert(model, example_input=x)
     floor = speed.floor_network(pasc)
-    assert isinstance(pasc, PascNetwork)
     nets = {"ann": ann, "pasc": pasc, "floor": floor}
     funcs = {k: synced(lambda n=n: n(x), device) for k, n in nets.items()}
     for f in funcs.values():

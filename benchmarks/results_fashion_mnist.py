@@ -146,7 +146,8 @@ def evaluate(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
         batch_size=args.batch_size,
     )
     energy = energy_report(model, energy_loader)
-    measured, analytic = energy["measured"], energy["analytic"]
+    measured, analytic = energy.measured, energy.analytic
+    assert measured is not None  # a loader was given
     return {
         "checkpoint": path,
         "model": checkpoint["arch"]["name"],
@@ -167,13 +168,13 @@ def evaluate(name: str, path: str, args: argparse.Namespace) -> dict[str, Any]:
         },
         "spikingjelly": sj,
         "energy": {
-            "images": energy["images"],
-            "t_norm": measured["t_norm"],
-            "t_eff": measured["t_eff"],
-            "t_norm_analytic": analytic["t_norm"],
-            "latency_steps": energy["latency"]["total_steps"],
-            "spike_rate_b": measured["b"],
-            "energy_ratio": measured["energy_ratio"],
+            "images": energy.images,
+            "t_norm": measured.t_norm,
+            "t_eff": measured.t_eff,
+            "t_norm_analytic": analytic.t_norm,
+            "latency_steps": energy.latency.total_steps,
+            "spike_rate_b": measured.b,
+            "energy_ratio": dict(measured.energy_ratio),
         },
         "seconds": time.perf_counter() - began,
     }

@@ -50,7 +50,8 @@ def measure(run: Path, energy_images: int, test_loader: DataLoader) -> dict[str,
     exact = evaluate_equivalence(model, test_loader, torch.float64)
     subset = Subset(test_loader.dataset, range(energy_images))
     energy = energy_report(model, DataLoader(subset, batch_size=test_loader.batch_size))
-    measured = energy["measured"]
+    measured = energy.measured
+    assert measured is not None  # a loader was given
     return {
         "run": str(run),
         "levels": exact.levels,
@@ -59,10 +60,10 @@ def measure(run: Path, energy_images: int, test_loader: DataLoader) -> dict[str,
         "snn_accuracy": exact.snn_accuracy,
         "agreement": exact.agreement,
         "images": exact.images,
-        "t_eff": measured["t_eff"],
-        "energy_fp32": measured["energy_ratio"]["fp32"],
-        "energy_int8": measured["energy_ratio"]["int8"],
-        "latency": energy["latency"]["total_steps"],
+        "t_eff": measured.t_eff,
+        "energy_fp32": measured.energy_ratio["fp32"],
+        "energy_int8": measured.energy_ratio["int8"],
+        "latency": energy.latency.total_steps,
     }
 
 

@@ -48,10 +48,10 @@ def main() -> None:
         result = train(config, progress=False)
         seconds = time.perf_counter() - began
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    val = "" if result.val_acc is None else f", validation {result.val_acc:.2%}"
     print(
-        f"digits_cnn L=4, {result['epochs']} epochs: ANN test accuracy "
-        f"{result['test_acc']:.2%} (best {result['best_acc']:.2%} at epoch "
-        f"{result['best_epoch']}), wall time {seconds:.1f} s"
+        f"digits_cnn L=4, {result.epochs} epochs: ANN test accuracy {result.test_acc:.2%} of "
+        f"the model selected at epoch {result.selected_epoch}{val}, wall time {seconds:.1f} s"
     )
 
 

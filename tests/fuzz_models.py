@@ -592,7 +592,6 @@ def check(seed: int) -> Outcome:
         return Outcome(seed, "refused", _reason(str(exc)), detail=str(exc))
     except Exception:
         return Outcome(seed, "crashed", detail=traceback.format_exc() + model.describe())
-    assert isinstance(snn, PascNetwork)
     try:
         total = 0
         for x in (x1, x2):

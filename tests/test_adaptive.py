@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from pascal_snn import adaptive, qcfs_layers
-from pascal_snn.adaptive import AdaptivePlan, switch_epoch, train_adaptive
+from pascal_snn.adaptive import switch_epoch, train_adaptive
 from pascal_snn.checkpoint import load_checkpoint
-from pascal_snn.config import RunConfig
+from pascal_snn.config import AdaptivePlan, RunConfig
 from pascal_snn.errors import ConfigError
 from pascal_snn.training import train
+
+PLAN = AdaptivePlan(clusters=2, cluster_levels=(1, 2), switch_fraction=2 / 3, num_images=128)
 
 
 def config(out, **kw):
@@ -24,12 +26,10 @@ def config(out, **kw):
         levels=4,
         seed=0,
         out=str(out),
+        adaptive=PLAN,
     )
     values.update(kw)
     return RunConfig(**values)
-
-
-PLAN = AdaptivePlan(clusters=2, cluster_levels=(1, 2), switch_fraction=2 / 3, num_images=128)
 
 
 def test_switch_epoch():
@@ -44,11 +44,13 @@ def test_plan_validation():
     with pytest.raises(ConfigError, match="switch-fraction"):
         AdaptivePlan(clusters=2, cluster_levels=(1, 2), switch_fraction=1.0)
     with pytest.raises(ConfigError, match="uniform L"):
-        train_adaptive(config("/tmp/unused", levels=[4, 4, 4, 4]), PLAN)
+        config("/tmp/unused", levels=[4, 4, 4, 4])
+    with pytest.raises(ConfigError, match="needs a plan"):
+        train_adaptive(config("/tmp/unused", adaptive=None))
 
 
 def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypatch):
-    whole = train_adaptive(config(tmp_path / "whole"), PLAN, progress=False)
+    whole = train_adaptive(config(tmp_path / "whole"), progress=False)
     run = tmp_path / "whole"
     al = json.loads((run / "al.json").read_text())
     n_layers = len(qcfs_layers(whole.run.model))
@@ -59,7 +61,9 @@ def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypat
     assert (run / "phase0" / "last.pt").is_file() and (run / "al_metric.png").is_file()
     last = load_checkpoint(run / "last.pt")
     assert last["phase"]["name"] == "adaptive" and last["phase"]["switch_epoch"] == 2
-    assert last["plan"]["levels"] == al["levels"] and last["levels"] == al["levels"]
+    assert last["phase"]["levels"] == al["levels"] and last["levels"] == al["levels"]
+    assert last["plan"] == PLAN.as_dict() and last["config"]["adaptive"] == PLAN.as_dict()
+    assert load_checkpoint(run / "phase0" / "last.pt")["phase"]["name"] == "uniform"
     # epochs 1–2 trained with uniform L, epoch 3 with the plan: one cosine schedule throughout
     lrs = [m["lr"] for m in last["metrics"]]
     assert lrs[0] > lrs[1] > lrs[2] > 0
@@ -81,10 +85,10 @@ def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypat
 
     monkeypatch.setattr(adaptive, "train", crash_in_phase_two)
     with pytest.raises(KeyboardInterrupt):
-        train_adaptive(config(tmp_path / "crashed"), PLAN, progress=False)
+        train_adaptive(config(tmp_path / "crashed"), progress=False)
     monkeypatch.setattr(adaptive, "train", real_train)
     assert load_checkpoint(tmp_path / "crashed" / "last.pt")["epoch"] == 2
-    resumed = train_adaptive(config(tmp_path / "crashed"), PLAN, resume=True, progress=False)
+    resumed = train_adaptive(config(tmp_path / "crashed"), resume=True, progress=False)
     assert resumed.levels == whole.levels
     for (name, a), b in zip(
         whole.run.model.state_dict().items(), resumed.run.model.state_dict().values()

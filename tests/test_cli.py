@@ -1,91 +1,100 @@
-"""The installed ``pascal-snn`` command, run as a user runs it: one subprocess per command."""
+"""The ``pascal-snn`` command line, as a user runs it (a subprocess for evaluate and the demo)
+and in-process for the rest; every command on the one shared trained run."""
 
 import json
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
+import re
 
 import pytest
+import torch
 
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def cli(*args, check=True, timeout=300):
-    exe = shutil.which("pascal-snn", path=str(Path(sys.executable).parent))
-    command = [exe] if exe else [sys.executable, "-m", "pascal_snn"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # tiny models: one thread is fastest
-    done = subprocess.run(
-        [*command, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"exit {done.returncode}\n{done.stdout}\n{done.stderr}")
-    return done
+from pascal_snn import __version__
+from pascal_snn.checkpoint import load_model
+from pascal_snn.cli import main
+from pascal_snn.data import build_datasets
+from tests.cli_helpers import assert_png, cli
+from tests.conftest import TRAINED_LEVELS
 
 
-def assert_png(path: Path) -> None:
-    assert path.is_file(), path
-    assert path.read_bytes()[:8] == PNG_MAGIC
-
-
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cli") / "run"
-    done = cli("train", "--dataset", "synthetic", "--width", "0.25", "--epochs", "2",
-               "--batch-size", "64", "--levels", "4,2,1,4", "--out", out)  # fmt: skip
-    assert "ANN test accuracy" in done.stdout
-    return out
-
-
-@pytest.mark.slow
-def test_train_writes_a_complete_run_folder(run_dir):
-    for name in ("last.pt", "best.pt", "config.yaml", "metrics.jsonl"):
-        assert (run_dir / name).is_file(), name
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+def test_train_writes_a_complete_run_folder(trained_run):
+    names = {p.name for p in trained_run.iterdir()}
+    assert {"last.pt", "best.pt", "config.yaml", "metrics.jsonl", "result.json"} <= names
+    lines = (trained_run / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line)["epoch"] for line in lines] == [1, 2]
+    result = json.loads((trained_run / "result.json").read_text())
+    assert result["epochs"] == 2 and result["test_total"] == 256
 
 
 @pytest.mark.slow
-def test_evaluate_both_modes(run_dir):
-    done = cli("evaluate", "--checkpoint", run_dir / "last.pt", "--mode", "both",
-               "--timesteps", "1,2,4,8", "--num-images", "64")  # fmt: skip
-    assert "agreement" in done.stdout
-    result = json.loads((run_dir / "evaluate.json").read_text())
-    assert result["images"] == 64 and result["levels"] == [4, 2, 1, 4]
-    assert result["pasc"]["agreement"] == 64 and result["pasc"]["boundary_cases"] == 0
-    assert result["pasc"]["max_abs_logit_diff"] <= 1e-9
+def test_evaluate_both_modes(trained_run, tmp_path):
+    done = cli("evaluate", "--checkpoint", trained_run / "last.pt", "--mode", "both",
+               "--timesteps", "1,2,4,8", "--num-images", "64", "--out", tmp_path)  # fmt: skip
+    result = json.loads((tmp_path / "evaluate.json").read_text())
+    pasc = result["pasc"]
+    assert f"{pasc['agreement']}/{pasc['images']}" in done.stdout
+    assert result["images"] == 64 and result["levels"] == TRAINED_LEVELS
+    assert pasc["agreement"] == 64 and pasc["boundary_cases"] == 0
+    assert pasc["max_abs_logit_diff"] <= 1e-9
     assert result["vanilla"]["timesteps"] == [1, 2, 4, 8]
-    assert_png(run_dir / "accuracy_vs_timesteps.png")
+    assert result["vanilla"]["ann_accuracy"] == result["ann_accuracy"] == pasc["ann_accuracy"]
+    assert_png(tmp_path / "accuracy_vs_timesteps.png")
+    # progress without a terminal: plain lines with images done / total and the time
+    assert re.search(r"PASC and ANN, float64: 64/64 images, \d+ s, done", done.stderr)
+    assert re.search(r"vanilla IF up to T = 8, float64: 64/64 images, \d+ s, done", done.stderr)
 
 
-@pytest.mark.slow
-def test_al_and_energy(run_dir, tmp_path):
-    cli("al", "--checkpoint", run_dir / "last.pt", "--num-images", "128", "--clusters", "2",
-        "--cluster-levels", "1,2", "--out", tmp_path)  # fmt: skip
+def test_evaluate_ann_mode_runs_the_ann_only(trained_run, tmp_path, monkeypatch, capsys):
+    import pascal_snn.evaluation as evaluation
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("--mode ann must not convert the network")
+
+    monkeypatch.setattr(evaluation, "convert", refuse)
+    args = ["evaluate", "--checkpoint", str(trained_run / "best.pt"), "--mode", "ann"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    result = json.loads((tmp_path / "evaluate.json").read_text())
+    assert set(result) == {"checkpoint", "dataset", "model", "dtype", "images", "levels",
+                           "ann_accuracy"}  # fmt: skip
+    model, _ = load_model(trained_run / "best.pt")
+    _, test, _ = build_datasets("synthetic", augment=False)
+    images = torch.stack([test[i][0] for i in range(len(test))]).double()
+    labels = torch.tensor([test[i][1] for i in range(len(test))])
+    correct = int((model.double()(images).argmax(1) == labels).sum())
+    assert result["images"] == 256 and result["ann_accuracy"] == correct / 256
+    assert f"{100 * correct / 256:.2f} %" in capsys.readouterr().out
+
+
+def test_al_and_energy(trained_run, tmp_path, capsys):
+    args = ["al", "--checkpoint", str(trained_run / "last.pt"), "--num-images", "128"]
+    assert main([*args, "--clusters", "2", "--cluster-levels", "1,2", "--out", str(tmp_path)]) == 0
     al = json.loads((tmp_path / "al.json").read_text())
     assert len(al["levels"]) == 4 and set(al["levels"]) <= {1, 2}
+    assert [layer["L"] for layer in al["layers"]] == TRAINED_LEVELS
     assert_png(tmp_path / "al_metric.png")
-    cli("energy", "--checkpoint", run_dir / "last.pt", "--num-images", "32", "--out", tmp_path)
+    args = ["energy", "--checkpoint", str(trained_run / "last.pt"), "--num-images", "32"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
     energy = json.loads((tmp_path / "energy.json").read_text())
     assert energy["images"] == 32 and energy["measured"]["t_eff"] > 0
+    assert [n["L"] for n in energy["neurons"]] == TRAINED_LEVELS
     assert_png(tmp_path / "spike_rates.png")
     assert_png(tmp_path / "energy_breakdown.png")
+    err = capsys.readouterr().err
+    assert re.search(r"AL metric: 128/128 images, \d+ s, done", err)
+    assert re.search(r"energy: PASC network: 32/32 images, \d+ s, done", err)
 
 
 @pytest.mark.slow
 def test_demo_quick(tmp_path):
     out = tmp_path / "demo"
-    cli("demo", "--quick", "--out", out, timeout=900)
+    done = cli("demo", "--quick", "--out", out, "--levels", "4", timeout=900)
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("ann_accuracy", "snn_accuracy", "agreement", "levels", "t_eff"):
-        assert key in metrics, key
     assert metrics["agreement"] == 1.0 and metrics["adaptive"]["agreement"] == 1.0
     assert metrics["float64"]["max_abs_logit_diff"] <= 1e-9
     assert metrics["float32"]["unexplained_disagreements"] == 0
-    n_layers = len(metrics["levels"])
-    assert n_layers == len(metrics["adaptive"]["levels"]) == 4
+    assert metrics["levels"] == [4, 4, 4, 4] and metrics["epochs"] == 2
+    assert len(metrics["adaptive"]["levels"]) == 4
     assert set(metrics["adaptive"]["levels"]) <= {1, 2, 4}
+    assert metrics["vanilla"]["timesteps"] == [1, 2, 4, 8, 16]
+    assert metrics["t_eff"] == metrics["energy"]["t_eff"] > 0
     assert (
         metrics["snn_accuracy"]
         == metrics["ann_accuracy"]
@@ -96,11 +105,38 @@ def test_demo_quick(tmp_path):
         assert_png(out / f"{png}.png")
     report = (out / "report.md").read_text()
     assert "![accuracy against timesteps](accuracy_vs_timesteps.png)" in report
-    assert "pascal-snn demo" in report
+    command = f"pascal-snn demo --quick --out {out} --levels 4"
+    assert metrics["command"] == command and f"```\n{command}\n```" in report
     assert (out / "config.yaml").is_file() and (out / "uniform" / "best.pt").is_file()
+    assert f"{100 * metrics['ann_accuracy']:.2f} %" in done.stdout
 
 
-def test_help_lists_every_command():
-    done = cli("--help")
-    for command in ("train", "evaluate", "al", "energy", "demo"):
-        assert command in done.stdout
+def test_help_lists_every_command_and_version(capsys):
+    assert main(["--help"]) == 0
+    listed = re.findall(r"^    (\w+) ", capsys.readouterr().out, flags=re.MULTILINE)
+    assert listed == ["train", "evaluate", "al", "energy", "demo"]
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"pascal-snn {__version__}"
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "al", "energy", "demo"])
+def test_help_has_no_raw_markup(command, capsys):
+    assert main([command, "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "``" not in text and ":func:" not in text and ":class:" not in text
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "al", "energy", "demo"])
+def test_every_command_takes_threads(command, capsys):
+    assert main([command, "--help"]) == 0
+    assert re.search(r"--threads THREADS\s+torch CPU threads \(default 1", capsys.readouterr().out)
+
+
+def test_threads_apply_to_the_run(trained_run, tmp_path, capsys):
+    args = ["evaluate", "--checkpoint", str(trained_run / "last.pt"), "--mode", "ann"]
+    try:
+        assert main([*args, "--threads", "2", "--out", str(tmp_path)]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)
+    capsys.readouterr()

@@ -24,11 +24,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from torchvision.datasets import utils as tv_utils
 
+from pascal_snn.commands.args import add_data_arguments
 from pascal_snn.data import (
     DATASETS,
     ArrayDataset,
     DatasetInfo,
-    add_data_arguments,
     build_datasets,
     load_batch,
     read_idx,

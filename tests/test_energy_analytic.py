@@ -144,12 +144,12 @@ def _vgg16(classes, head, L):
 )
 def test_vgg16_t_norm_from_the_model(classes, head, shape, L, t_norm_, c):
     report = energy_report(_vgg16(classes, head, L), input_shape=shape)
-    analytic = report["analytic"]
-    assert report["totals"]["layers"] == 16  # 13 conv + 3 linear, all of them in the mean
-    assert round(analytic["t_norm"], 2) == t_norm_
-    assert analytic["t_eff"] == pytest.approx(analytic["t_norm"], rel=1e-12)
-    assert round(analytic["c"], 3) == c
-    assert report["measured"] is None
+    analytic = report.analytic
+    assert len(report.layers) == 16  # 13 conv + 3 linear, all of them in the mean
+    assert analytic.t_norm is not None and round(analytic.t_norm, 2) == t_norm_
+    assert analytic.t_eff == pytest.approx(analytic.t_norm, rel=1e-12)
+    assert round(analytic.c, 3) == c
+    assert report.measured is None
 
 
 @pytest.mark.parametrize(
@@ -164,9 +164,9 @@ def test_resnet_t_norm_from_the_model(name, classes, stem, shape, layers, t_norm
     from pascal_snn.models import create
 
     report = energy_report(create(name, classes, stem=stem, L=8), input_shape=shape)
-    assert report["totals"]["layers"] == layers  # shortcut convs included
-    assert round(report["analytic"]["t_norm"], 2) == t_norm_
-    assert report["latency"]["total_steps"] == latency
+    assert len(report.layers) == layers  # shortcut convs included
+    assert report.analytic.t_norm is not None and round(report.analytic.t_norm, 2) == t_norm_
+    assert report.latency.total_steps == latency
 
 
 def test_a_layer_feeding_no_neuron_uses_its_input_length():
@@ -174,6 +174,11 @@ def test_a_layer_feeding_no_neuron_uses_its_input_length():
         nn.Conv2d(1, 4, 3), QCFS(2), nn.Flatten(), nn.Linear(16, 8), QCFS(8), nn.Linear(8, 3)
     )
     report = energy_report(model, input_shape=(1, 4, 4))
-    assert [x["L"] for x in report["layers"]] == [2, 8, 8]
-    assert [x["t_in"] for x in report["layers"]] == [1, 2, 8]
-    assert report["analytic"]["t_norm"] is None
+    assert [x.L for x in report.layers] == [2, 8, 8]
+    assert [x.t_in for x in report.layers] == [1, 2, 8]
+    assert report.analytic.t_norm is None
+    assert report.as_dict()["totals"] == {
+        "layers": 3,
+        "ann_macs": report.ann_macs,
+        "uniform_L": None,
+    }

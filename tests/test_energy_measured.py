@@ -1,6 +1,7 @@
 """Operations counted on a real run of the converted network (SPEC §6)."""
 
 import itertools
+import json
 
 import pytest
 import torch
@@ -179,8 +180,10 @@ def test_report_of_a_measured_run(factory, shape, tmp_path):
     model = factory().eval()
     randomize_batchnorm(model, torch.Generator().manual_seed(3))
     loader = [(torch.rand(4, *shape) * 2, torch.zeros(4)) for _ in range(2)]
-    report = energy_report(model, loader, num_images=7)
-    assert report["images"] == 7
+    typed = energy_report(model, loader, num_images=7)
+    write_json(tmp_path / "energy.json", typed.as_dict())
+    report = json.loads((tmp_path / "energy.json").read_text())  # the JSON form, read back
+    assert report["images"] == typed.images == 7
     assert report["input_shape"] == list(shape)
     measured = report["measured"]
     # counted energy: first-layer MACs and counted ACs against the ANN's MACs
@@ -193,10 +196,10 @@ def test_report_of_a_measured_run(factory, shape, tmp_path):
     assert report["layers"][0]["measured"]["spike_rate"] is None
     assert report["analytic"]["b"] == 0.75
     assert len(report["neurons"]) == 4
-    write_json(tmp_path / "energy.json", report)
+    assert [n["name"] for n in report["neurons"]] == [n.name for n in typed.neurons]
     for fig, name in (
-        (spike_rate_figure(report), "a.png"),
-        (energy_breakdown_figure(report), "b.png"),
+        (spike_rate_figure(typed), "a.png"),
+        (energy_breakdown_figure(typed), "b.png"),
     ):
         save_figure(fig, tmp_path / name)
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -25,7 +25,8 @@ from pascal_snn.checkpoint import load_checkpoint, load_model
 from pascal_snn.cli import main
 from pascal_snn.config import RunConfig, load_yaml, parse_levels
 from pascal_snn.data import DATASETS, DataSplits, split_indices, synthetic_datasets
-from pascal_snn.training import _select, evaluate_ann, train
+from pascal_snn.io import LOCK_FILE
+from pascal_snn.training import Phase, _select, evaluate_ann, train
 
 INFO = DATASETS["synthetic"]  # digits_cnn, 10 classes, 1 channel, 8×8
 
@@ -210,11 +211,12 @@ def test_level_schedule_callback_phase_and_plan(tmp_path, data):
         seen.append((epoch, [layer.L for _, layer in qcfs_layers(model)]))
 
     config = _config(tmp_path / "run", levels=4, level_schedule=[(2, [4, 2, 2, 1])])
-    phase, plan = {"name": "retrain"}, {"levels": [4, 2, 2, 1], "switch_epoch": 2}
-    result = train(config, splits=data, on_epoch_start=on_epoch_start, phase=phase, plan=plan)
+    phase = Phase("adaptive", 4, switch_epoch=2, levels=(4, 2, 2, 1), source="x.pt")
+    result = train(config, splits=data, on_epoch_start=on_epoch_start, phase=phase)
     assert seen == [(0, [4] * 4), (1, [4] * 4), (2, [4, 2, 2, 1])]
     last = load_checkpoint(tmp_path / "run" / "last.pt")
-    assert last["levels"] == [4, 2, 2, 1] and last["phase"] == phase and last["plan"] == plan
+    assert last["levels"] == [4, 2, 2, 1] and Phase.from_dict(last["phase"]) == phase
+    assert last["phase"]["levels"] == [4, 2, 2, 1] and last["plan"] is None
     assert [layer.L for _, layer in qcfs_layers(result.model)] == [4, 2, 2, 1]
     assert result.selected_epoch == 3  # only an epoch at the final levels may be selected
     lrs = [m["lr"] for m in result.metrics]
@@ -341,11 +343,15 @@ def test_cli_flags_override_yaml_and_resume_rules(tmp_path, capsys):
     config = RunConfig.from_dict(load_yaml(out / "config.yaml"))
     assert (config.lr, config.epochs, config.levels, config.seed) == (0.02, 1, [4, 4, 2, 2], 3)
     assert config.batch_size == 64 and config.weight_decay == INFO.weight_decay
+
     # resume takes the run's own settings; a different model is refused, nothing is written
-    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    def contents():  # the run's files (the lock file names the last command that held it)
+        return {p.name: p.read_bytes() for p in out.iterdir() if p.name != LOCK_FILE}
+
+    before = contents()
     assert main(["train", "--out", str(out), "--resume", "--model", "vgg16"]) == 2
     assert "model: run has 'digits_cnn', you gave 'vgg16'" in capsys.readouterr().err
-    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    assert contents() == before
     assert main(["train", "--out", str(out), "--resume", "--lr", "0.02"]) == 0
     assert "already finished all 1 epochs" in capsys.readouterr().out
     assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2

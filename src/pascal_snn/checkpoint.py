@@ -3,7 +3,8 @@
 A checkpoint is a dict (format ``"pascal-snn/1"``)::
 
     format, model (state_dict), arch {name, num_classes, in_channels, width, kwargs},
-    levels (per-layer L), dataset {name, data_dir, image_size}, config (resolved run config),
+    levels (per-layer L), dataset {name, data_dir, image_size, input_shape, num_classes,
+    normalisation}, config (resolved run config),
     epoch (epochs completed), optimizer, scheduler, rng, metrics (one record per epoch),
     and for adaptive runs phase and plan (dicts given by the caller).
 
@@ -26,7 +27,14 @@ from torch import nn
 from pascal_snn.errors import CheckpointError
 from pascal_snn.io import save_torch
 
-__all__ = ["FORMAT", "load_checkpoint", "load_model", "load_weights", "save_checkpoint"]
+__all__ = [
+    "FORMAT",
+    "check_usable",
+    "load_checkpoint",
+    "load_model",
+    "load_weights",
+    "save_checkpoint",
+]
 
 FORMAT = "pascal-snn/1"
 REQUIRED = ("format", "model", "arch", "levels")
@@ -134,7 +142,33 @@ def load_model(
     except (ValueError, TypeError, KeyError) as exc:
         raise CheckpointError(f"checkpoint '{path}': cannot rebuild its model: {exc}") from None
     load_weights(model, state["model"], source=f"checkpoint '{path}'")
+    check_usable(model, f"checkpoint '{path}'")
     return model.to(map_location).eval(), state
+
+
+def check_usable(model: nn.Module, source: str) -> None:
+    """Refuse (CheckpointError) weights no command can use: NaN or infinite values (a run
+    that diverged) or a QCFS threshold θ ≤ 0 (a spike is worth θ/L)."""
+    from pascal_snn.qcfs import QCFS
+
+    broken = [
+        name
+        for name, value in (*model.named_parameters(), *model.named_buffers())
+        if value.is_floating_point() and not bool(torch.isfinite(value).all())
+    ]
+    if broken:
+        shown = ", ".join(broken[:3]) + (f", … ({len(broken)} in all)" if len(broken) > 3 else "")
+        raise CheckpointError(
+            f"{source} holds NaN or infinite weights ({shown}): the run diverged; use an "
+            "earlier checkpoint (e.g. best.pt) or train again with a lower --lr"
+        )
+    for name, module in model.named_modules():
+        if isinstance(module, QCFS) and not float(module.theta.detach()) > 0:
+            raise CheckpointError(
+                f"{source}: the threshold theta of QCFS layer '{name}' is "
+                f"{float(module.theta.detach()):g}, and a threshold must be > 0 (one spike is "
+                "worth theta/L); use another checkpoint or train again"
+            )
 
 
 def _unpickling_error(file: Path, exc: Exception) -> CheckpointError:

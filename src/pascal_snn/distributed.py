@@ -19,6 +19,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from pascal_snn.data.info import dataset_size
 from pascal_snn.errors import ConfigError
 
 __all__ = [
@@ -197,7 +198,7 @@ def sharded_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=ShardSampler(dataset),  # type: ignore[arg-type]
+        sampler=ShardSampler(dataset_size(dataset)),
         num_workers=workers,
         pin_memory=pin_memory,
         persistent_workers=False,

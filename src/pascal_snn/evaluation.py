@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from pascal_snn.convert import PascNetwork, VanillaNetwork, convert
+from pascal_snn.convert import convert
 from pascal_snn.qcfs import level_index, qcfs_layers
 
 __all__ = [
@@ -153,7 +153,6 @@ def evaluate_equivalence(
         first = next(data, None)
         example = None if first is None else first[0].to(device=device, dtype=dtype)
         snn = convert(ann, example_input=example)
-        assert isinstance(snn, PascNetwork)
         layers = snn.if_layers() if first is not None else []
         names = [n for n, _ in layers]
         ref_levels = _Recorder().ann(qcfs_layers(reference))
@@ -196,10 +195,10 @@ def evaluate_equivalence(
         model.train(was_training)
     totals = reduce(totals)
     max_diff = reduce_max(max_diff, reduce)
-    images, ann_c, snn_c, agree_c, boundary_c, unexplained = (int(v) for v in totals)
+    seen, ann_c, snn_c, agree_c, boundary_c, unexplained = (int(v) for v in totals)
     return EquivalenceResult(
         dtype=str(dtype).replace("torch.", ""),
-        images=images,
+        images=seen,
         ann_correct=ann_c,
         snn_correct=snn_c,
         agreement=agree_c,
@@ -272,7 +271,6 @@ def sweep_vanilla(
     device = torch.device(device)
     ann = _cast(model, dtype, device)
     vanilla = convert(ann, mode="vanilla", timesteps=steps[-1])
-    assert isinstance(vanilla, VanillaNetwork)
     index = torch.tensor([t - 1 for t in steps], device=device)
     correct = torch.zeros(len(steps), dtype=torch.int64)
     agree = torch.zeros(len(steps), dtype=torch.int64)

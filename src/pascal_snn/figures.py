@@ -6,19 +6,33 @@ import io
 import os
 from collections.abc import Sequence
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from pascal_snn.io import atomic_write_bytes
 
-__all__ = ["accuracy_vs_timesteps", "new_figure", "save_figure"]
+__all__ = ["accuracy_vs_timesteps", "layer_axis", "levels_text", "new_figure", "save_figure"]
 
 
 def new_figure(width: float = 6.4, height: float = 4.0) -> Figure:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def layer_axis(ax: Axes, names: Sequence[str], label: str) -> None:
+    """Every per-layer plot names its layers the same way: the full module name, slanted."""
+    ax.set_xticks(list(range(len(names))), list(names), rotation=45, ha="right", fontsize=8)
+    ax.set_xlabel(label)
+
+
+def levels_text(levels: Sequence[int]) -> str:
+    """``L = 4`` for a uniform network, ``per-layer L = 2,1,2,4`` otherwise."""
+    if len(set(levels)) == 1:
+        return f"L = {levels[0]}"
+    return "per-layer L = " + ",".join(map(str, levels))
 
 
 def save_figure(fig: Figure, path: str | os.PathLike[str]) -> None:

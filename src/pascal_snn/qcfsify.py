@@ -243,7 +243,9 @@ def _classify(
         calls[path] = calls.get(path, 0) + 1
         origin = f"{_where(node, modules)}, call {calls[path]}"
         inplace = bool(getattr(module, "inplace", False))
-        return _Site(node, kind, path, inplace, node.args[0], origin)  # type: ignore[arg-type]
+        source = node.args[0]
+        assert isinstance(source, fx.Node)  # an activation module is called on a tensor
+        return _Site(node, kind, path, inplace, source, origin)
     if node.op not in ("call_function", "call_method"):
         return None
     target = node.target

@@ -128,7 +128,9 @@ class ChannelAffine(nn.Module):
         assert isinstance(mean, torch.Tensor) and isinstance(var, torch.Tensor)
         weight = bn.weight if isinstance(bn.weight, torch.Tensor) else torch.ones_like(var)
         bias = bn.bias if isinstance(bn.bias, torch.Tensor) else torch.zeros_like(mean)
-        scale = weight.detach() / torch.sqrt(var + float(bn.eps))  # type: ignore[arg-type]
+        eps = bn.eps
+        assert isinstance(eps, float)  # BatchNorm's epsilon
+        scale = weight.detach() / torch.sqrt(var + eps)
         self.register_buffer("scale", scale)
         self.register_buffer("shift", (bias.detach() - mean * scale) / t_in)
         self.t_in = t_in

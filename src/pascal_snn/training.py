@@ -21,6 +21,7 @@ consistent state.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -30,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -41,7 +42,8 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from pascal_snn import distributed
 from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from pascal_snn.config import RUN_DEFINING, RunConfig, check_same_run, resolve, write_config
+from pascal_snn.config import RUN_DEFINING, RunConfig, resolve, write_config
+from pascal_snn.data.info import dataset_labels, dataset_size
 from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import atomic_write_text, ensure_dir, write_json
@@ -49,11 +51,13 @@ from pascal_snn.qcfs import clamp_thresholds, qcfs_layers, set_levels, switch_le
 
 __all__ = [
     "EpochCallback",
+    "Phase",
     "TrainResult",
     "build_model",
     "epoch_seed",
     "evaluate_ann",
     "evaluate_counts",
+    "open_run",
     "seed_epoch",
     "train",
     "train_loader",
@@ -62,9 +66,127 @@ __all__ = [
 
 EpochCallback = Callable[[int, nn.Module], None]
 """Called as ``callback(epoch, model)`` at the start of every 0-based epoch (after the level
-schedule is applied); may change the model's levels or the caller's ``phase`` dict."""
+schedule is applied); may change the model's levels."""
 
 LAST, BEST, METRICS, RESULT = "last.pt", "best.pt", "metrics.jsonl", "result.json"
+PHASE0 = "phase0"  # an adaptive run's phase-0 run folder, inside its own
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Which step of an adaptive run (Algorithm 4) a training run is; stored in its
+    checkpoints as ``phase`` (:meth:`as_dict`).
+
+    ``"uniform"``: phase 0, every layer at ``uniform_L``. ``"adaptive"``: phases 1–2, uniform
+    ``uniform_L`` until 0-based epoch ``switch_epoch``, then the per-layer ``levels`` that the
+    AL metric of ``source`` (a checkpoint) gave.
+    """
+
+    name: Literal["uniform", "adaptive"]
+    uniform_L: int
+    switch_epoch: int | None = None
+    levels: tuple[int, ...] | None = None
+    source: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["levels"] = None if self.levels is None else list(self.levels)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Phase:
+        levels = data.get("levels")
+        return cls(
+            name=data["name"],
+            uniform_L=int(data["uniform_L"]),
+            switch_epoch=data.get("switch_epoch"),
+            levels=None if levels is None else tuple(int(v) for v in levels),
+            source=data.get("source"),
+        )
+
+
+Role = Literal["run", "adaptive", "phase"]
+
+
+def open_run(
+    given: RunConfig | Mapping[str, Any], resume: bool, role: Role = "run"
+) -> tuple[RunConfig, dict[str, Any] | None]:
+    """The one rule for starting or continuing a run in its folder ``out`` (nothing is written).
+
+    - A new run (``resume`` False) is refused if the folder already holds one.
+    - ``resume`` is refused if there is nothing to resume. The run's stored configuration is
+      taken; values given explicitly (every field of a ``RunConfig``, the keys of a mapping)
+      may change only what does not define the run (device, workers, …), else the run is
+      refused naming each difference.
+
+    ``role``: ``"run"`` a plain run (its ``last.pt``); ``"adaptive"`` a whole adaptive run
+    (Algorithm 4: its ``last.pt`` or its phase 0's, ``phase0/last.pt``); ``"phase"`` one
+    training run inside an adaptive one. An adaptive run is never continued as a plain one.
+
+    Returns the configuration to run and the checkpoint to continue from (None: a new run).
+    """
+    explicit = given.to_dict() if isinstance(given, RunConfig) else dict(given)
+    explicit.pop("out", None)
+    config = given if isinstance(given, RunConfig) else RunConfig().merged(given)
+    if not config.out:
+        raise ConfigError("no run folder: give --out RUN_DIR (or 'out' in the config file)")
+    run_dir = Path(config.out)
+    if role == "run" and config.adaptive is not None:
+        raise ConfigError("an adaptive run is trained with --adaptive (train_adaptive)")
+    last, phase0 = run_dir / LAST, run_dir / PHASE0 / LAST
+    found = last if last.is_file() else phase0 if role == "adaptive" and phase0.is_file() else None
+    adaptive_hint = (
+        f"'{run_dir}' holds an adaptive run (Algorithm 4); continue it with "
+        f"`pascal-snn train --adaptive --resume --out {run_dir}`"
+    )
+    if role == "run" and found is None and phase0.is_file():
+        raise ConfigError(adaptive_hint)
+    if not resume:
+        if found is not None:
+            raise ConfigError(
+                f"'{run_dir}' already holds a run ({found.relative_to(run_dir)}); pass "
+                "--resume to continue it, or choose another --out"
+            )
+        return config, None
+    if found is None:
+        raise ConfigError(
+            f"nothing to resume: '{last}' does not exist; run without --resume to start a new run"
+        )
+    checkpoint = load_checkpoint(found)
+    stored = RunConfig.from_dict(checkpoint["config"])
+    if role == "run" and stored.adaptive is not None:
+        raise ConfigError(adaptive_hint)
+    if role == "adaptive":  # the whole run: its own folder, the schedule comes from its AL step
+        stored = dataclasses.replace(stored, out=str(run_dir), level_schedule=[])
+    changed = _flat(stored.changed(explicit))
+    if changed:
+        detail = "; ".join(f"{k}: run has {a!r}, you gave {b!r}" for k, (a, b) in changed.items())
+        flags = " ".join(_flag(k) for k in changed)
+        raise ConfigError(
+            f"cannot resume '{run_dir}' with different settings ({detail}); resume without "
+            f"{flags} (or with the run's values), or start a new run with another --out"
+        )
+    keep = {k: v for k, v in explicit.items() if k not in RUN_DEFINING}
+    return dataclasses.replace(stored.merged(keep), out=str(run_dir)), checkpoint
+
+
+def _flat(changed: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """Changed settings with an adaptive plan's changes listed key by key."""
+    out = dict(changed)
+    if "adaptive" in out:
+        run, given = (v or {} for v in out.pop("adaptive"))
+        for key in sorted(set(run) | set(given)):
+            if run.get(key) != given.get(key):
+                out[f"adaptive.{key}"] = (run.get(key), given.get(key))
+    return out
+
+
+def _flag(key: str) -> str:
+    """The command-line flag of a (flattened) RunConfig key."""
+    name = key.removeprefix("adaptive.")
+    if name == "num_images":
+        return "--al-images"
+    return "--adaptive" if key == "adaptive" else f"--{name.replace('_', '-')}"
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -83,7 +205,8 @@ def seed_epoch(seed: int, epoch: int, rank: int = 0) -> None:
 
 
 def _rng_state() -> dict[str, Any]:
-    keys, pos, has_gauss, gauss = np.random.get_state()[1:]
+    state: Any = np.random.get_state()  # ("MT19937", keys, pos, has_gauss, gauss)
+    keys, pos, has_gauss, gauss = state[1:]
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -125,7 +248,7 @@ def train_loader(
     too). The last partial batch is dropped when there is at least one full batch (BatchNorm
     cannot train on a batch of one).
     """
-    sampler = DistributedSampler(
+    sampler: DistributedSampler[Any] = DistributedSampler(
         dataset,
         num_replicas=distributed.world_size(),
         rank=distributed.rank(),
@@ -148,6 +271,8 @@ def build_model(config: RunConfig, info: Any) -> nn.Module:
     """``models.create`` for a resolved config; bad model/levels become ConfigError."""
     from pascal_snn import models
 
+    if config.model is None:
+        raise ConfigError("no model: give --model (resolve() fills in the data set's default)")
     torch.manual_seed(config.seed)
     model = models.create(
         config.model,
@@ -346,6 +471,7 @@ class TrainResult:
     metrics: list[dict[str, Any]]
     already_finished: bool
     model: nn.Module
+    config: RunConfig
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary (``RUN_DIR/result.json``); the model and metrics left out."""
@@ -382,17 +508,17 @@ def train(
     *,
     resume: bool = False,
     on_epoch_start: EpochCallback | None = None,
-    phase: dict[str, Any] | None = None,
-    plan: dict[str, Any] | None = None,
+    phase: Phase | None = None,
     splits: DataSplits | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
     """Train ``config`` into the run folder ``config.out``; select on validation, test once.
 
-    ``resume``: continue from ``out/last.pt`` (run-defining settings must match the run's); a
+    ``config``: a ``RunConfig``, or a mapping of the values given explicitly (on ``resume`` the
+    rest comes from the run: :func:`open_run`). ``resume``: continue from ``out/last.pt``; a
     finished run returns at once with ``already_finished=True``. ``on_epoch_start`` and
-    ``config.level_schedule`` are the hooks for adaptive training (Algorithm 4); ``phase`` and
-    ``plan`` are stored in every checkpoint (on resume they default to the checkpoint's).
+    ``config.level_schedule`` are the hooks for adaptive training (Algorithm 4), which passes
+    its ``phase``; it is stored in every checkpoint with the plan (``config.adaptive``).
     ``splits``: prebuilt data (:class:`~pascal_snn.data.DataSplits`) instead of building
     ``config.dataset``; its validation set must have ``config.val_images`` images.
     ``progress``: None = rank 0 only. Works unchanged under ``torchrun`` (DDP).
@@ -401,10 +527,8 @@ def train(
     (:func:`selectable_from`); after the last epoch the selected model is evaluated once on the
     test set and ``result.json`` written.
     """
-    config = config if isinstance(config, RunConfig) else RunConfig.from_dict(config)
-    if not config.out:
-        raise ConfigError("no run folder: give --out RUN_DIR (or 'out' in the config file)")
-    run_dir = Path(config.out)
+    config, checkpoint = open_run(config, resume, "run" if phase is None else "phase")
+    run_dir = Path(str(config.out))
     device = distributed.resolve_device(config.device)
     world = distributed.init_distributed(device)
     if splits is None:
@@ -424,33 +548,14 @@ def train(
     config = resolve(config, info)
     assert config.epochs and config.batch_size and config.lr is not None
     assert config.weight_decay is not None and config.val_images is not None
-    held_out = 0 if splits.val is None else len(splits.val)  # type: ignore[arg-type]
+    held_out = 0 if splits.val is None else dataset_size(splits.val)
     if held_out != config.val_images:
         raise ConfigError(
             f"the prebuilt validation set has {held_out} images but the run config says "
             f"val_images={config.val_images}; build the splits from the same config"
         )
 
-    # --- validate everything before the first byte is written
-    checkpoint: dict[str, Any] | None = None
-    if resume:
-        if not (run_dir / LAST).is_file():
-            raise ConfigError(
-                f"nothing to resume: '{run_dir / LAST}' does not exist; run without --resume "
-                "to start a new run"
-            )
-        checkpoint = load_checkpoint(run_dir / LAST)
-        stored = RunConfig.from_dict(checkpoint["config"])
-        check_same_run(stored, {k: getattr(config, k) for k in RUN_DEFINING}, str(run_dir))
-        if phase is None:
-            phase = checkpoint.get("phase")
-        if plan is None:
-            plan = checkpoint.get("plan")
-    elif (run_dir / LAST).exists():
-        raise ConfigError(
-            f"'{run_dir}' already holds a run ({LAST}); pass --resume to continue it, "
-            "or choose another --out"
-        )
+    # --- everything is validated before the first byte is written
     model = build_model(config, info)
     start = 0
     metrics: list[dict[str, Any]] = []
@@ -460,6 +565,16 @@ def train(
         metrics = [dict(m) for m in checkpoint.get("metrics", [])]
     ensure_dir(run_dir)
     main = distributed.is_main_process()
+    show = main if progress is None else (progress and main)
+    if show and start == 0:
+        _warn_unseen_classes(splits)
+    if show and checkpoint is not None:
+        what = "already finished" if start >= config.epochs else f"epoch {start + 1}"
+        print(
+            f"resuming '{run_dir}' from {LAST}: {start} of {config.epochs} epochs done; {what}",
+            file=sys.stderr,
+            flush=True,
+        )
     model.to(device)
     pin = device.type == "cuda"
     eval_loader = functools.partial(
@@ -498,7 +613,6 @@ def train(
         for stale in run_dir.glob(".*.pt.*.tmp"):  # left by a run killed mid-write
             stale.unlink(missing_ok=True)
         _write_metrics(run_dir, metrics)
-    show = main if progress is None else (progress and main)
     bar = _Progress(show, config.epochs, start, len(loader))
     arch = _arch(config, info)
     first = selectable_from(config)
@@ -534,29 +648,63 @@ def train(
                     "model": model.state_dict(),
                     "arch": arch,
                     "levels": [layer.L for _, layer in qcfs_layers(model)],
-                    "dataset": {
-                        "name": config.dataset,
-                        "data_dir": config.data_dir,
-                        "image_size": config.image_size,
-                    },
+                    "dataset": dataset_record(config, info),
                     "config": config.to_dict(),
                     "epoch": epoch + 1,
                     "optimizer": optimizer.state_dict(),
                     "scheduler": scheduler.state_dict(),
                     "rng": _rng_state(),
                     "metrics": metrics,
-                    "phase": phase,
-                    "plan": plan,
+                    "phase": None if phase is None else phase.as_dict(),
+                    "plan": None if config.adaptive is None else config.adaptive.as_dict(),
                 }
                 if _select(metrics, first) is not previous:
                     save_checkpoint(run_dir / BEST, state)
                 save_checkpoint(run_dir / LAST, state)
                 _write_metrics(run_dir, metrics)
             bar.end_epoch(record)
+    except BaseException:
+        if main and start == 0 and not (run_dir / LAST).exists():
+            # failed before its first checkpoint: leave no half-written run behind
+            for name in ("config.yaml", METRICS):
+                (run_dir / name).unlink(missing_ok=True)
+        raise
     finally:
         bar.close()
     distributed.barrier()
     return _finish(run_dir, config, model, metrics, eval_loader(splits.test), device, False)
+
+
+def dataset_record(config: RunConfig, info: Any) -> dict[str, Any]:
+    """What a checkpoint says about the data it was trained on (commands that load it check
+    the data they are given against it)."""
+    return {
+        "name": config.dataset,
+        "data_dir": config.data_dir,
+        "image_size": config.image_size,
+        "input_shape": list(info.input_shape),
+        "num_classes": int(info.num_classes),
+        "normalisation": info.normalisation,
+    }
+
+
+def _warn_unseen_classes(splits: DataSplits) -> None:
+    """Warn when the test set holds classes that no training image has (those test images
+    cannot be classified right, whatever the network)."""
+    train, test = dataset_labels(splits.train), dataset_labels(splits.test)
+    if train is None or test is None:
+        return
+    unseen = sorted(set(test) - set(train))
+    if unseen:
+        count = sum(1 for label in test if label in set(unseen))
+        names = ", ".join(map(str, unseen[:10])) + (", …" if len(unseen) > 10 else "")
+        print(
+            f"warning: {count} of {len(test)} test images belong to classes the training "
+            f"images never show ({names}); no model can classify them right (use more "
+            "--train-images, or a split that has every class)",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _write_metrics(run_dir: Path, metrics: list[dict[str, Any]]) -> None:
@@ -593,6 +741,7 @@ def _finish(
         metrics=list(metrics),
         already_finished=already_finished,
         model=model,
+        config=config,
     )
     if distributed.is_main_process():
         write_json(run_dir / RESULT, result.as_dict())

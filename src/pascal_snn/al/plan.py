@@ -5,7 +5,7 @@ Shared by ``pascal-snn al``, adaptive training (Algorithm 4) and the demo.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from typing import Any
@@ -15,11 +15,12 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from pascal_snn.al.clustering import assign_levels, cluster
-from pascal_snn.al.stats import as_alpha
+from pascal_snn.al.stats import LayerStats, as_alpha
 from pascal_snn.al.streaming import LayerResult, Variant, default_alpha, layer_metrics
+from pascal_snn.data.info import dataset_size
 from pascal_snn.errors import ConfigError, DataError
 
-__all__ = ["AL_FORMAT", "ALPlan", "plan_levels"]
+__all__ = ["AL_FORMAT", "ALPlan", "ALReport", "plan_levels"]
 
 AL_FORMAT = "pascal-snn/al/1"
 
@@ -66,10 +67,65 @@ class ALPlan:
             ],
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ALPlan:
+        """Read :meth:`as_dict`'s form back (``al.json``; non-finite floats may be strings)."""
+        if data.get("format") != AL_FORMAT:
+            raise DataError(f"not an AL report (format {data.get('format')!r}, want {AL_FORMAT!r})")
+        try:
+            layers = tuple(
+                LayerResult(
+                    name=str(x["name"]),
+                    L=int(x["L"]),
+                    histogram=tuple(int(v) for v in x["histogram"]),
+                    stats=LayerStats(
+                        agreement=float(x["agreement"]),
+                        skewness=float(x["skewness"]),
+                        kurtosis=float(x["kurtosis"]),
+                        metric=float(x["metric"]),
+                        constant=bool(x["constant"]),
+                        n=int(x["n"]),
+                        S=int(x["S"]),
+                    ),
+                    cluster=None if x["cluster"] is None else int(x["cluster"]),
+                )
+                for x in data["layers"]
+            )
+            levels = tuple(int(v) for v in data["levels"])
+            if levels != tuple(int(x["new_L"]) for x in data["layers"]):
+                raise ValueError("levels and the layers' new_L disagree")
+            return cls(
+                layers=layers,
+                levels=levels,
+                variant=Variant.parse(data["variant"]),
+                alpha=float(data["alpha"]),
+                num_images=int(data["num_images"]),
+                cluster_levels=tuple(int(v) for v in data["cluster_levels"]),
+                seed=int(data["seed"]),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"the AL report is incomplete or malformed ({exc})") from None
+
+
+@dataclass(frozen=True)
+class ALReport:
+    """The content of ``al.json``: the plan and where it came from (checkpoint, data set)."""
+
+    checkpoint: str
+    dataset: str
+    plan: ALPlan
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checkpoint": self.checkpoint, "dataset": self.dataset, **self.plan.as_dict()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ALReport:
+        return cls(str(data.get("checkpoint")), str(data.get("dataset")), ALPlan.from_dict(data))
+
 
 def plan_levels(
     model: nn.Module,
-    train_set: Dataset,
+    train_set: Dataset[Any],
     cluster_levels: Sequence[int] = (1, 2, 4),
     num_images: int = 3000,
     alpha: float | Fraction | None = None,
@@ -77,17 +133,20 @@ def plan_levels(
     batch_size: int = 256,
     seed: int = 0,
     device: torch.device | str | None = None,
+    wrap: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
 ) -> ALPlan:
     """AL metric over ``num_images`` training images (seeded shuffle), clusters, per-layer L.
 
     The highest-metric cluster gets the smallest L (SPEC §5.2). Raises ``DataError`` when the
     metric cannot be computed and ``ConfigError`` when the layers cannot be clustered.
+    ``wrap`` may wrap the batches (e.g. to show progress).
     """
     variant = Variant.parse(variant)
     generator = torch.Generator().manual_seed(seed)
     loader = DataLoader(train_set, batch_size=batch_size, shuffle=True, generator=generator)
+    batches: Iterable[Any] = loader if wrap is None else wrap(loader)
     try:
-        results = layer_metrics(model, loader, num_images, alpha, variant, device)
+        results = layer_metrics(model, batches, num_images, alpha, variant, device)
     except ValueError as exc:
         raise DataError(f"cannot compute the AL metric: {exc}") from exc
     metrics = [r.stats.metric for r in results]
@@ -107,7 +166,7 @@ def plan_levels(
         levels=tuple(new_levels),
         variant=variant,
         alpha=used_alpha,
-        num_images=min(num_images, len(train_set)),  # type: ignore[arg-type]
+        num_images=min(num_images, dataset_size(train_set)),
         cluster_levels=tuple(cluster_levels),
         seed=seed,
     )

@@ -30,6 +30,8 @@ def metric_figure_png(
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    from pascal_snn.figures import layer_axis
+
     if not results:
         raise ValueError("no layers to plot")
     metrics = [r.stats.metric for r in results]
@@ -45,7 +47,6 @@ def metric_figure_png(
     palette = [f"C{i}" for i in range(10)]
     labels = [r.cluster for r in results]
     clusters = sorted({c for c in labels if c is not None})
-    x = list(range(len(results)))
     for i, (m, c) in enumerate(zip(metrics, labels)):
         color = "C7" if c is None else palette[c % len(palette)]
         if math.isinf(m):
@@ -58,8 +59,7 @@ def metric_figure_png(
     if log:
         ax.set_yscale("log")
         ax.set_ylim(bottom=min(positive) / 2)
-    ax.set_xticks(x, [r.name for r in results], rotation=90, fontsize=8)
-    ax.set_xlabel("QCFS layer (forward order)")
+    layer_axis(ax, [r.name for r in results], "IF (QCFS) layer, forward order")
     ax.set_ylabel(ylabel + (" (log scale)" if log else ""))
     ax.set_title(title or "Adaptive Layerwise metric per layer")
     handles = []

@@ -11,11 +11,24 @@ import argparse
 import math
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from pascal_snn.al import LayerResult, Variant, save_metric_plot
-from pascal_snn.al.plan import plan_levels
+from pascal_snn.al.plan import ALReport, plan_levels
 from pascal_snn.al.stats import as_alpha
-from pascal_snn.commands.common import add_checkpoint_arguments
+from pascal_snn.commands.args import (
+    add_checkpoint_arguments,
+    bounded_int,
+    parse_int_list,
+    positive_int,
+)
+from pascal_snn.commands.common import load_checkpoint_and_data, progress
+from pascal_snn.config import MAX_LEVEL, MAX_SEED, AdaptivePlan
+from pascal_snn.data import dataset_size
 from pascal_snn.errors import ConfigError
+from pascal_snn.io import run_folder, write_json
+from pascal_snn.qcfs import QCFS
 
 __all__ = ["add_parser", "run"]
 
@@ -31,18 +44,30 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ),
     )
     add_checkpoint_arguments(
-        parser, num_images=3000, num_images_help="training images for the statistics (3000)"
+        parser,
+        num_images=AdaptivePlan.num_images,
+        num_images_help=f"training images for the statistics ({AdaptivePlan.num_images})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the image shuffle (0)")
+    parser.add_argument(
+        "--seed", type=bounded_int(0, MAX_SEED), default=0, help="seed of the image shuffle (0)"
+    )
     parser.add_argument(
         "--alpha",
         type=float,
         default=None,
         help="agreement threshold in (0, 1] (default 1/(2*layers); reference-code: 1/5)",
     )
-    parser.add_argument("--clusters", type=int, default=3, help="number of clusters (3)")
     parser.add_argument(
-        "--cluster-levels", default="1,2,4", help="one L per cluster, comma-separated (1,2,4)"
+        "--clusters",
+        type=positive_int,
+        default=AdaptivePlan.clusters,
+        help=f"number of clusters ({AdaptivePlan.clusters})",
+    )
+    default_levels = ",".join(map(str, AdaptivePlan.cluster_levels))
+    parser.add_argument(
+        "--cluster-levels",
+        default=default_levels,
+        help=f"one L per cluster, comma-separated ({default_levels})",
     )
     parser.add_argument(
         "--variant",
@@ -56,17 +81,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def parse_cluster_levels(text: str, clusters: int) -> list[int]:
     """``"1,2,4"`` → ``[1, 2, 4]``; ConfigError unless ``clusters`` integers ≥ 1 are given."""
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise ConfigError(
-            f"--cluster-levels must be comma-separated integers >= 1 such as 1,2,4; got '{text}'"
-        ) from None
-    if not levels or any(v < 1 for v in levels):
-        raise ConfigError(
-            f"--cluster-levels must be comma-separated integers >= 1 such as 1,2,4; got '{text}'"
-        )
-    if clusters < 1 or clusters != len(levels):
+    levels = parse_int_list(text, "--cluster-levels", maximum=MAX_LEVEL)
+    if clusters != len(levels):
         raise ConfigError(
             f"--clusters {clusters} needs exactly {clusters} values in --cluster-levels, "
             f"got {len(levels)} ('{text}'); give one L per cluster"
@@ -76,23 +92,12 @@ def parse_cluster_levels(text: str, clusters: int) -> list[int]:
 
 def _validate(args: argparse.Namespace) -> list[int]:
     levels = parse_cluster_levels(args.cluster_levels, args.clusters)
-    if args.num_images < 1:
-        raise ConfigError(f"--num-images must be >= 1, got {args.num_images}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.alpha is not None:
         try:
             as_alpha(args.alpha)
         except ValueError as exc:
             raise ConfigError(f"--alpha: {exc}") from None
     return levels
-
-
-def _load_data(args: argparse.Namespace, checkpoint: dict[str, Any]) -> Any:
-    from pascal_snn.commands.common import checkpoint_datasets
-
-    train, _, info = checkpoint_datasets(args, checkpoint)
-    return info.name, train
 
 
 def _fmt(value: float) -> str:
@@ -104,9 +109,6 @@ def _fmt(value: float) -> str:
 
 
 def _print_table(results: list[LayerResult], new_levels: list[int], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=title)
     for column in ("layer", "L", "A", "g", "K", "M", "cluster", "new L"):
         table.add_column(column, justify="left" if column == "layer" else "right")
@@ -127,37 +129,37 @@ def _print_table(results: list[LayerResult], new_levels: list[int], title: str) 
 
 
 def run(args: argparse.Namespace) -> int:
-    levels = _validate(args)  # before anything slow is imported or loaded
-
-    from pascal_snn.checkpoint import load_model
-    from pascal_snn.distributed import resolve_device
-    from pascal_snn.io import ensure_dir, write_json
-
-    model, checkpoint = load_model(args.checkpoint, map_location="cpu")
-    dataset_name, train = _load_data(args, checkpoint)
-    device = resolve_device(args.device)
-    model.to(device)
-    plan = plan_levels(
-        model,
-        train,
-        levels,
-        num_images=args.num_images,
-        alpha=args.alpha,
-        variant=args.variant,
-        batch_size=args.batch_size,
-        seed=args.seed,
-        device=device,
-    )
-    title = (
-        f"AL metric ({plan.variant.value}) of {args.checkpoint.name} on {plan.num_images} "
-        f"{dataset_name} images"
-    )
-    _print_table(list(plan.layers), list(plan.levels), title)
-    out = ensure_dir(args.out if args.out is not None else args.checkpoint.resolve().parent)
-    report = {"checkpoint": str(args.checkpoint), "dataset": dataset_name, **plan.as_dict()}
-    write_json(out / "al.json", report)
-    ylabel = "AL metric M" if plan.variant is Variant.PAPER else "AL metric M (reference code)"
-    save_metric_plot(out / "al_metric.png", list(plan.layers), list(plan.levels), title, ylabel)
+    levels = _validate(args)
+    loaded = load_checkpoint_and_data(args)
+    layers = sum(isinstance(m, QCFS) for m in loaded.model.modules())
+    if args.clusters > layers:
+        raise ConfigError(
+            f"--clusters {args.clusters}: the model has {layers} QCFS layers, so at most "
+            f"{layers} clusters; give fewer --clusters and --cluster-levels"
+        )
+    images = min(args.num_images, dataset_size(loaded.train_set))
+    with run_folder(loaded.out, args.command_line) as out:
+        plan = plan_levels(
+            loaded.model,
+            loaded.train_set,
+            levels,
+            num_images=args.num_images,
+            alpha=args.alpha,
+            variant=args.variant,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            device=loaded.device,
+            wrap=lambda batches: progress(batches, "AL metric", images),
+        )
+        title = (
+            f"AL metric ({plan.variant.value}) of {args.checkpoint.name} on {plan.num_images} "
+            f"{loaded.info.name} images"
+        )
+        _print_table(list(plan.layers), list(plan.levels), title)
+        report = ALReport(str(args.checkpoint), loaded.info.name, plan)
+        write_json(out / "al.json", report.as_dict())
+        ylabel = "AL metric M" if plan.variant is Variant.PAPER else "AL metric M (reference code)"
+        save_metric_plot(out / "al_metric.png", list(plan.layers), list(plan.levels), title, ylabel)
     print(f"per-layer L: {list(plan.levels)}")
     print(f"wrote {out / 'al.json'} and {out / 'al_metric.png'}")
     return 0

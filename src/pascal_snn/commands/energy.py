@@ -10,11 +10,20 @@ default 0.75) is reported beside it. Prints a per-layer table and writes ``energ
 from __future__ import annotations
 
 import argparse
-import math
 from typing import Any
 
-from pascal_snn.commands.common import add_checkpoint_arguments
+import torch
+from rich.console import Console
+from rich.table import Table
+from torch.utils.data import DataLoader, Subset
+
+from pascal_snn.commands.args import add_checkpoint_arguments, positive_float
+from pascal_snn.commands.common import load_checkpoint_and_data, progress
+from pascal_snn.data import dataset_size
+from pascal_snn.energy.analytic import ASSUMED_SPIKE_RATE
+from pascal_snn.energy.report import EnergyReport, energy_report
 from pascal_snn.errors import ConfigError
+from pascal_snn.io import run_folder, write_json
 
 __all__ = ["add_parser", "run"]
 
@@ -37,9 +46,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--spike-rate",
-        type=float,
-        default=0.75,
-        help="spike rate of the analytic model, reported beside the measured one (0.75)",
+        type=positive_float,
+        default=ASSUMED_SPIKE_RATE,
+        help="spike rate of the analytic model (spikes per neuron over all steps), reported "
+        f"beside the measured one ({ASSUMED_SPIKE_RATE})",
     )
     parser.add_argument(
         "--analytic-only",
@@ -50,25 +60,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _validate(args: argparse.Namespace) -> None:
-    if args.num_images < 1:
-        raise ConfigError(f"--num-images must be >= 1, got {args.num_images}")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if not (math.isfinite(args.spike_rate) and args.spike_rate > 0):
-        raise ConfigError(
-            f"--spike-rate must be a number > 0 (spikes per neuron over all steps), "
-            f"got {args.spike_rate}"
-        )
-
-
-def _load_test_set(args: argparse.Namespace, checkpoint: dict[str, Any]) -> tuple[str, Any]:
-    from pascal_snn.commands.common import checkpoint_datasets
-
-    _, test, info = checkpoint_datasets(args, checkpoint)
-    return info.name, test
-
-
 def _num(value: float | None, digits: int = 4) -> str:
     if value is None:
         return "–"
@@ -77,111 +68,124 @@ def _num(value: float | None, digits: int = 4) -> str:
     return f"{value:,.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def print_report(report: dict[str, Any], title: str) -> None:
-    """The per-layer table and the totals, on the terminal (rich)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    measured = report["measured"] is not None
-    table = Table(title=title)
-    columns = ["layer", "kind", "input", "L", "ANN MACs", "rate (assumed)", "r_E (assumed)"]
-    if measured:
-        columns += ["rate (measured)", "ACs est.", "ACs counted", "MACs counted", "r_E (measured)"]
-    for column in columns:
-        table.add_column(
+def layer_tables(report: EnergyReport, title: str) -> list[Table]:
+    """The per-layer figures as tables that fit 80 columns: the structure with the analytic
+    model, then (when measured) what the network did."""
+    structure = Table(title=title, title_justify="left")
+    for column in ("layer", "kind", "input", "L", "ANN MACs", "rate*", "r_E*"):
+        structure.add_column(
             column, justify="left" if column in ("layer", "kind", "input") else "right"
         )
-    for layer in report["layers"]:
-        a, m = layer["analytic"], layer["measured"]
-        row = [
-            layer["name"],
-            layer["kind"],
-            layer["input"],
-            str(layer["L"]),
-            _num(layer["macs"]),
-            _num(a["spike_rate"]),
-            _num(a["r_e"]),
-        ]
-        if measured:
-            row += [
-                _num(m["spike_rate"]),
-                _num(m["snn_acs_estimated"]),
-                _num(m["acs"]),
-                _num(m["macs"]),
-                _num(m["r_e"]),
-            ]
-        table.add_row(*row)
-    console = Console()
-    console.print(table)
-    lines = [f"ANN MACs per image: {report['totals']['ann_macs']:,}"]
-    for label, part in (("assumed", report["analytic"]), ("measured", report["measured"])):
+    for layer in report.layers:
+        a = layer.analytic
+        structure.add_row(
+            layer.name,
+            layer.row.kind,
+            layer.input,
+            str(layer.L),
+            _num(layer.row.macs),
+            _num(a.spike_rate),
+            _num(a.r_e),
+        )
+    structure.caption = f"* analytic model at the assumed spike rate {report.assumed_spike_rate:g}"
+    tables = [structure]
+    if report.measured is not None:
+        measured = Table(title="measured on the data", title_justify="left")
+        for column in ("layer", "rate", "ACs est.", "ACs counted", "MACs counted", "r_E"):
+            measured.add_column(column, justify="left" if column == "layer" else "right")
+        for layer in report.layers:
+            m = layer.measured
+            if m is None or m.counted is None:
+                continue
+            measured.add_row(
+                layer.name,
+                _num(m.spike_rate),
+                _num(m.snn_acs_estimated),
+                _num(m.counted.acs),
+                _num(m.counted.macs),
+                _num(m.r_e),
+            )
+        measured.caption = "per image; rate: spikes per input neuron over all steps"
+        tables.append(measured)
+    for table in tables:
+        table.columns[0].overflow = "ellipsis"
+        table.columns[0].max_width = 22
+    return tables
+
+
+def summary_lines(report: EnergyReport) -> list[str]:
+    """The network totals, one line each (at most 80 characters)."""
+    lines = [f"ANN MACs per image: {report.ann_macs:,}"]
+    for label, part in (("assumed", report.analytic), ("measured", report.measured)):
         if part is None:
             continue
-        t_norm = "–" if part["t_norm"] is None else f"{part['t_norm']:.3f}"
-        ratio = part["energy_ratio"]
+        t_norm = "–" if part.t_norm is None else f"{part.t_norm:.3f}"
+        ratio = part.energy_ratio
         lines.append(
-            f"{label:>8}: b={part['b']:.4f} c={part['c']:.4f}  T_norm={t_norm}  "
-            f"T_eff={part['t_eff']:.3f}  ANN/SNN energy FP32={ratio['fp32']:.2f} "
+            f"{label:>8}: b={part.b:.4f} c={part.c:.4f} T_norm={t_norm} T_eff={part.t_eff:.3f}"
+        )
+        lines.append(
+            f"          ANN/SNN energy (Table 3 model) FP32={ratio['fp32']:.2f} "
             f"INT8={ratio['int8']:.2f}"
         )
-    if measured:
-        m = report["measured"]
-        counted = m["counted_energy_ratio"]
-        upd = m["if_updates_per_image"]
-        lines.append(
-            f" counted: ACs/image={m['acs_per_image']:,.0f} MACs/image={m['macs_per_image']:,.0f}"
-            f"  ANN/SNN energy FP32={counted['fp32']:.2f} INT8={counted['int8']:.2f}"
-        )
-        lines.append(
-            f"      IF updates/image: stage1={upd[0]:,.0f} stage2={upd[1]:,.0f} "
-            f"stage3={upd[2]:,.0f}; inhibitory spikes/image={m['inhibitory_spikes_per_image']:,.1f}"
-        )
-    lines.append(
-        f" latency: {report['latency']['total_steps']} neuron steps end to end "
-        "(layer-by-layer schedule; T_norm/T_eff are energy-normalised, not latency)"
-    )
-    for line in lines:
+    if report.measured is not None and report.measured.counted is not None:
+        c = report.measured.counted
+        upd = c.if_updates_per_image
+        lines += [
+            f" counted: ACs/image={c.acs_per_image:,.0f} MACs/image={c.macs_per_image:,.0f}",
+            f"          ANN/SNN energy FP32={c.energy_ratio['fp32']:.2f} "
+            f"INT8={c.energy_ratio['int8']:.2f}",
+            f"          IF updates/image: stage1={upd[0]:,.0f} stage2={upd[1]:,.0f} "
+            f"stage3={upd[2]:,.0f}",
+            f"          inhibitory spikes/image={c.inhibitory_spikes_per_image:,.1f}",
+        ]
+    lines += [
+        f" latency: {report.latency.total_steps} neuron steps end to end (layer-by-layer schedule;",
+        "          T_norm/T_eff are energy-normalised, not latency)",
+    ]
+    return lines
+
+
+def print_report(report: EnergyReport, title: str, console: Console | None = None) -> None:
+    """The per-layer tables and the totals, on the terminal (rich), within 80 columns."""
+    console = console or Console()
+    for table in layer_tables(report, title):
+        console.print(table)
+    for line in summary_lines(report):
         console.print(line, highlight=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    _validate(args)
-
-    from torch.utils.data import DataLoader, Subset
-
-    from pascal_snn.checkpoint import load_model
-    from pascal_snn.distributed import resolve_device
-    from pascal_snn.energy.plot import energy_breakdown_figure, save_figure, spike_rate_figure
-    from pascal_snn.energy.report import energy_report
-    from pascal_snn.io import ensure_dir, write_json
-
-    model, checkpoint = load_model(args.checkpoint, map_location="cpu")
-    dataset_name, test = _load_test_set(args, checkpoint)
-    if len(test) == 0:
-        raise ConfigError(f"the {dataset_name} test split is empty")
-    device = resolve_device(args.device)
-    images = min(args.num_images, len(test))
+    loaded = load_checkpoint_and_data(args)
+    test = loaded.test_set
+    images = min(args.num_images, dataset_size(test))
+    if images == 0:
+        raise ConfigError(f"the {loaded.info.name} test split is empty")
+    if not args.analytic_only:
+        loaded.check_memory(args.batch_size, images, torch.float32)
     loader = DataLoader(Subset(test, range(images)), batch_size=args.batch_size, shuffle=False)
-    input_shape = tuple(test[0][0].shape)
-    report = energy_report(
-        model.to(device),
-        None if args.analytic_only else loader,
-        input_shape=input_shape,
-        spike_rate=args.spike_rate,
-        device=device,
-    )
-    report = {
-        "format": ENERGY_FORMAT,
-        "checkpoint": str(args.checkpoint),
-        "dataset": dataset_name,
-        "levels": checkpoint.get("levels"),
-        **report,
-    }
-    what = "analytic only" if args.analytic_only else f"{report['images']} {dataset_name} images"
-    print_report(report, f"Energy of {args.checkpoint.name} ({what})")
-    out = ensure_dir(args.out if args.out is not None else args.checkpoint.resolve().parent)
-    write_json(out / "energy.json", report)
-    save_figure(spike_rate_figure(report), out / "spike_rates.png")
-    save_figure(energy_breakdown_figure(report), out / "energy_breakdown.png")
+    with run_folder(loaded.out, args.command_line) as out:
+        report = energy_report(
+            loaded.model,
+            None if args.analytic_only else progress(loader, "energy: PASC network", images),
+            input_shape=loaded.info.input_shape,
+            spike_rate=args.spike_rate,
+            device=loaded.device,
+        )
+        name = loaded.info.name
+        what = "analytic only" if args.analytic_only else f"{report.images} {name} images"
+        print_report(report, f"Energy of {args.checkpoint.name} ({what})")
+        header = {
+            "format": ENERGY_FORMAT,
+            "checkpoint": str(args.checkpoint),
+            "dataset": name,
+            "levels": loaded.checkpoint.get("levels"),
+        }
+        write_json(out / "energy.json", {**header, **report.as_dict()})
+        from pascal_snn.energy.plot import energy_breakdown_figure, save_figure, spike_rate_figure
+
+        # matplotlib is imported only by the commands that plot (it costs ~0.5 s)
+        save_figure(spike_rate_figure(report), out / "spike_rates.png")
+        save_figure(energy_breakdown_figure(report), out / "energy_breakdown.png")
     print(f"wrote {out / 'energy.json'}, {out / 'spike_rates.png'}, {out / 'energy_breakdown.png'}")
     return 0

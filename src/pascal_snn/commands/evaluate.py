@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from rich.console import Console
 from rich.table import Table
+from torch import nn
 from torch.utils.data import Subset
 
-from pascal_snn.commands.common import (
-    add_checkpoint_arguments,
-    load_checkpoint_and_data,
-    parse_int_list,
-)
+from pascal_snn.commands.args import add_checkpoint_arguments, parse_int_list
+from pascal_snn.commands.common import Loaded, load_checkpoint_and_data, progress
+from pascal_snn.config import MAX_LEVEL
+from pascal_snn.data import dataset_size
 from pascal_snn.distributed import (
     all_reduce_sum,
     destroy_distributed,
@@ -24,15 +27,24 @@ from pascal_snn.distributed import (
     sharded_loader,
 )
 from pascal_snn.errors import ConfigError
-from pascal_snn.evaluation import evaluate_equivalence, first_reaching, sweep_vanilla
-from pascal_snn.figures import accuracy_vs_timesteps, save_figure
-from pascal_snn.io import write_json
+from pascal_snn.evaluation import (
+    EquivalenceResult,
+    VanillaSweep,
+    evaluate_equivalence,
+    first_reaching,
+    sweep_vanilla,
+)
+from pascal_snn.io import run_folder, write_json
+from pascal_snn.qcfs import qcfs_layers
+
+__all__ = ["Evaluation", "add_parser", "evaluate_checkpoint", "run"]
 
 DEFAULT_TIMESTEPS = "1,2,4,8,16,32,64,128,256"
+MAX_TIMESTEPS = MAX_LEVEL  # the vanilla network runs T steps one after another
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: Any) -> argparse.ArgumentParser:
     parser = sub.add_parser(
         "evaluate",
         help="ANN accuracy, PASC equivalence and the vanilla IF baseline of a checkpoint",
@@ -45,7 +57,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--mode",
         choices=["ann", "pasc", "vanilla", "both"],
         default="pasc",
-        help="what to evaluate besides the ANN (default: pasc; both = pasc + vanilla)",
+        help="ann: the ANN only; pasc (default): the ANN and its PASC network; vanilla: the "
+        "ANN and the vanilla IF baseline; both: all three",
     )
     parser.add_argument(
         "--timesteps",
@@ -60,110 +73,177 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="arithmetic of the ANN/SNN comparison (default: float64, where agreement is exact)",
     )
     parser.set_defaults(run=run)
+    return parser
 
 
-def evaluate_checkpoint(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
-    """Everything ``evaluate`` reports, as a dict, and the output folder."""
+@dataclass(frozen=True)
+class Evaluation:
+    """What ``evaluate`` measured; :meth:`as_dict` is ``evaluate.json``."""
+
+    checkpoint: str
+    dataset: str
+    model: str | None
+    dtype: str
+    images: int
+    levels: list[int]
+    ann_accuracy: float
+    pasc: EquivalenceResult | None = None
+    vanilla: VanillaSweep | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "checkpoint": self.checkpoint,
+            "dataset": self.dataset,
+            "model": self.model,
+            "dtype": self.dtype,
+            "images": self.images,
+            "levels": self.levels,
+            "ann_accuracy": self.ann_accuracy,
+        }
+        if self.pasc is not None:
+            out["pasc"] = self.pasc.as_dict()
+        if self.vanilla is not None:
+            out["vanilla"] = {
+                **self.vanilla.as_dict(),
+                "timesteps_to_reach_ann": first_reaching(self.vanilla),
+            }
+        return out
+
+
+@torch.no_grad()
+def ann_counts(
+    model: nn.Module, loader: Iterable[Any], dtype: torch.dtype, device: torch.device
+) -> tuple[int, int]:
+    """``(correct, images)`` of the ANN alone in ``dtype``, summed over processes."""
+    ann = copy.deepcopy(model).to(device=device, dtype=dtype).eval()
+    counts = torch.zeros(2, dtype=torch.int64)
+    for images, labels in loader:
+        predictions = ann(images.to(device=device, dtype=dtype)).argmax(1).cpu()
+        counts += torch.tensor([int((predictions == labels).sum()), len(labels)])
+    correct, total = (int(v) for v in all_reduce_sum(counts))
+    return correct, total
+
+
+def _timesteps(args: argparse.Namespace) -> list[int]:
     if args.mode in ("ann", "pasc") and args.timesteps is not None:
         raise ConfigError("--timesteps applies to --mode vanilla or both")
-    timesteps = parse_int_list(args.timesteps or DEFAULT_TIMESTEPS, "--timesteps")
-    loaded = load_checkpoint_and_data(args)
+    return parse_int_list(args.timesteps or DEFAULT_TIMESTEPS, "--timesteps", MAX_TIMESTEPS)
+
+
+def evaluate_checkpoint(args: argparse.Namespace, loaded: Loaded) -> Evaluation:
+    """Everything ``evaluate`` reports (``loaded``: the checked checkpoint and data)."""
+    timesteps = _timesteps(args)
     init_distributed(loaded.device)
     test_set = loaded.test_set
     if args.num_images is not None:
-        test_set = Subset(test_set, range(min(args.num_images, len(test_set))))  # type: ignore[arg-type]
+        test_set = Subset(test_set, range(min(args.num_images, dataset_size(test_set))))
     loader = sharded_loader(test_set, args.batch_size)
-    dtype = DTYPES[args.dtype]
-    model = loaded.model
-    result: dict[str, Any] = {
-        "checkpoint": str(args.checkpoint),
-        "dataset": loaded.info.name,
-        "model": loaded.checkpoint.get("arch", {}).get("name"),
-        "dtype": args.dtype,
-    }
-    equivalence = evaluate_equivalence(
-        model, loader, dtype=dtype, device=loaded.device, reduce=all_reduce_sum
-    )
-    result.update(
-        images=equivalence.images,
-        levels=equivalence.levels,
-        ann_accuracy=equivalence.ann_accuracy,
-    )
-    if args.mode != "ann":
-        result["pasc"] = equivalence.as_dict()
-    if args.mode in ("vanilla", "both"):
-        sweep = sweep_vanilla(
-            model, loader, timesteps, dtype=dtype, device=loaded.device, reduce=all_reduce_sum
+    dtype, device, model = DTYPES[args.dtype], loaded.device, loaded.model
+    pasc = vanilla = None
+    if args.mode in ("pasc", "both"):
+        batches = progress(loader, f"PASC and ANN, {args.dtype}")
+        pasc = evaluate_equivalence(
+            model, batches, dtype=dtype, device=device, reduce=all_reduce_sum
         )
-        result["vanilla"] = sweep.as_dict()
-        result["vanilla"]["timesteps_to_reach_ann"] = first_reaching(sweep)
-    return result, loaded.out
+        images, ann_accuracy = pasc.images, pasc.ann_accuracy
+    if args.mode in ("vanilla", "both"):
+        batches = progress(loader, f"vanilla IF up to T = {max(timesteps)}, {args.dtype}")
+        vanilla = sweep_vanilla(
+            model, batches, timesteps, dtype=dtype, device=device, reduce=all_reduce_sum
+        )
+        images, ann_accuracy = vanilla.images, vanilla.ann_accuracy
+    if args.mode == "ann":
+        correct, images = ann_counts(model, progress(loader, f"ANN, {args.dtype}"), dtype, device)
+        ann_accuracy = correct / max(images, 1)
+    return Evaluation(
+        checkpoint=str(args.checkpoint),
+        dataset=loaded.info.name,
+        model=loaded.checkpoint.get("arch", {}).get("name"),
+        dtype=args.dtype,
+        images=images,
+        levels=[layer.L for _, layer in qcfs_layers(model)],
+        ann_accuracy=ann_accuracy,
+        pasc=pasc,
+        vanilla=vanilla,
+    )
 
 
-def print_report(result: dict[str, Any], console: Console | None = None) -> None:
+def print_report(result: Evaluation, console: Console | None = None) -> None:
     console = console or Console()
-    table = Table(title=f"{result['model']} on {result['dataset']} ({result['dtype']})")
+    table = Table(title=f"{result.model} on {result.dataset} ({result.dtype})")
     table.add_column("quantity")
     table.add_column("value", justify="right")
-    table.add_row("test images", str(result["images"]))
-    table.add_row("per-layer L", ",".join(map(str, result["levels"])))
-    table.add_row("ANN accuracy", f"{100 * result['ann_accuracy']:.2f} %")
-    pasc = result.get("pasc")
-    if pasc:
-        table.add_row("PASC SNN accuracy (T = L)", f"{100 * pasc['snn_accuracy']:.2f} %")
+    table.add_row("test images", str(result.images))
+    table.add_row("per-layer L", ",".join(map(str, result.levels)))
+    table.add_row("ANN accuracy", f"{100 * result.ann_accuracy:.2f} %")
+    pasc = result.pasc
+    if pasc is not None:
+        table.add_row("PASC SNN accuracy (T = L)", f"{100 * pasc.snn_accuracy:.2f} %")
         table.add_row(
             "ANN↔SNN agreement",
-            f"{pasc['agreement']}/{pasc['images']} ({100 * pasc['agreement_rate']:.2f} %)",
+            f"{pasc.agreement}/{pasc.images} ({100 * pasc.agreement_rate:.2f} %)",
         )
-        table.add_row("max |logit difference|", f"{pasc['max_abs_logit_diff']:.3g}")
-        table.add_row("level-boundary cases", str(pasc["boundary_cases"]))
-        table.add_row("unexplained disagreements", str(pasc["unexplained_disagreements"]))
+        table.add_row("max |logit difference|", f"{pasc.max_abs_logit_diff:.3g}")
+        table.add_row("level-boundary cases", str(pasc.boundary_cases))
+        table.add_row("unexplained disagreements", str(pasc.unexplained_disagreements))
     console.print(table)
-    vanilla = result.get("vanilla")
-    if vanilla:
+    vanilla = result.vanilla
+    if vanilla is not None:
         sweep = Table(title="vanilla IF baseline (QCFS SNN)")
         sweep.add_column("T", justify="right")
         sweep.add_column("accuracy", justify="right")
         sweep.add_column("agreement with ANN", justify="right")
-        for t, acc, agree in zip(
-            vanilla["timesteps"], vanilla["accuracy"], vanilla["agreement_with_ann"]
-        ):
+        for t, acc, agree in zip(vanilla.timesteps, vanilla.accuracy, vanilla.agreement_rate):
             sweep.add_row(str(t), f"{100 * acc:.2f} %", f"{100 * agree:.2f} %")
         console.print(sweep)
-        reach = vanilla["timesteps_to_reach_ann"]
+        reach = first_reaching(vanilla)
         console.print(
             f"vanilla IF reaches the ANN's accuracy at T = {reach}"
             if reach
-            else f"vanilla IF stays below the ANN's accuracy up to T = {vanilla['timesteps'][-1]}"
+            else f"vanilla IF stays below the ANN's accuracy up to T = {vanilla.timesteps[-1]}"
         )
 
 
-def plot_result(result: dict[str, Any], path: Path) -> None:
-    levels = result["levels"]
+def plot_result(result: Evaluation, path: Path) -> None:
+    """Vanilla IF accuracy against T with PASC at T = L (needs both parts)."""
+    if result.pasc is None or result.vanilla is None:
+        raise ValueError("the accuracy-against-timesteps figure needs --mode both")
+    levels = result.levels
     uniform = len(set(levels)) == 1
     t_pasc = levels[0] if uniform else sum(levels) / len(levels)
     label = "PASC" if uniform else "PASC (mean per-layer L)"
+    from pascal_snn.figures import accuracy_vs_timesteps, save_figure  # matplotlib: on use
+
     fig = accuracy_vs_timesteps(
-        result["vanilla"]["timesteps"],
-        result["vanilla"]["accuracy"],
-        result["ann_accuracy"],
-        result["pasc"]["snn_accuracy"],
+        result.vanilla.timesteps,
+        result.vanilla.accuracy,
+        result.ann_accuracy,
+        result.pasc.snn_accuracy,
         t_pasc,
         label,
-        vanilla_agreement=result["vanilla"]["agreement_with_ann"],
+        vanilla_agreement=result.vanilla.agreement_rate,
     )
     save_figure(fig, path)
 
 
 def run(args: argparse.Namespace) -> int:
+    _timesteps(args)  # every option is checked before anything is loaded
+    loaded = load_checkpoint_and_data(args)
+    if args.mode in ("pasc", "both"):
+        images = dataset_size(loaded.test_set)
+        if args.num_images is not None:
+            images = min(images, args.num_images)
+        loaded.check_memory(args.batch_size, images, DTYPES[args.dtype])
+    main = is_main_process()
     try:
-        result, out = evaluate_checkpoint(args)
-        if is_main_process():
-            write_json(out / "evaluate.json", result)
-            if "vanilla" in result and "pasc" in result:
-                plot_result(result, out / "accuracy_vs_timesteps.png")
-            print_report(result)
-            print(f"results written to {out}")
+        with run_folder(loaded.out, args.command_line, enabled=main) as out:
+            result = evaluate_checkpoint(args, loaded)
+            if main:
+                write_json(out / "evaluate.json", result.as_dict())
+                if result.pasc is not None and result.vanilla is not None:
+                    plot_result(result, out / "accuracy_vs_timesteps.png")
+                print_report(result)
+                print(f"results written to {out}")
     finally:
         destroy_distributed()
     return 0

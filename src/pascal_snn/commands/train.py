@@ -8,31 +8,35 @@ Under ``torchrun --nproc_per_node=N -m pascal_snn train …`` it trains with DDP
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from pathlib import Path
 from typing import Any
 
 from pascal_snn import distributed
-from pascal_snn.checkpoint import load_checkpoint
-from pascal_snn.config import (
-    RUN_DEFINING,
-    RunConfig,
-    check_same_run,
-    load_yaml,
-    parse_levels,
-)
-from pascal_snn.data import add_data_arguments
+from pascal_snn.adaptive import AdaptiveResult, train_adaptive
+from pascal_snn.commands.args import add_data_arguments, add_runtime_arguments, parse_int_list
+from pascal_snn.config import MAX_LEVEL, RunConfig, load_yaml, parse_levels
 from pascal_snn.errors import ConfigError
-from pascal_snn.training import LAST, train
+from pascal_snn.io import run_folder
+from pascal_snn.training import TrainResult, train
 
-__all__ = ["add_parser", "config_from_args", "run"]
+__all__ = ["add_parser", "given_from_args", "run"]
+
+DESCRIPTION = """\
+Train a QCFS network (the ANN) into a run folder: checkpoints (last.pt, best.pt), per-epoch
+metrics (metrics.jsonl), the resolved configuration (config.yaml) and the selected model's
+test accuracy (result.json).
+
+Values come from, highest first: the flags given, the --config YAML file, the data set's
+recipe, built-in defaults. --resume continues RUN_DIR/last.pt with the run's own settings.
+Under torchrun --nproc_per_node=N -m pascal_snn train ... it trains with DDP.
+"""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
         help="train a QCFS network (the ANN) with checkpoints and resume",
-        description=__doc__,
+        description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", help="model name (default: the data set's default model)")
@@ -66,7 +70,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in RUN_DIR from its last.pt"
     )
-    parser.add_argument("--device", help="cpu, cuda, cuda:N (default: CUDA if available)")
+    add_runtime_arguments(parser)
     parser.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
     parser.add_argument(
         "--model-kwargs",
@@ -85,7 +89,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--cluster-levels", help="one L per cluster, e.g. 1,2,4 (default); smallest = most tolerant"
     )
     adaptive.add_argument(
-        "--switch-fraction", type=float, help="share of epochs at uniform L (default 0.667)"
+        "--switch-fraction", type=float, help="share of epochs at uniform L (default 2/3)"
     )
     adaptive.add_argument(
         "--init-checkpoint", help="skip phase 0: take the AL statistics of this trained model"
@@ -97,7 +101,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
-ADAPTIVE_FLAGS = ("clusters", "cluster_levels", "switch_fraction", "init_checkpoint", "al_images")
+# --flag → AdaptivePlan key
+ADAPTIVE_FLAGS = {
+    "clusters": "clusters",
+    "cluster_levels": "cluster_levels",
+    "switch_fraction": "switch_fraction",
+    "init_checkpoint": "init_checkpoint",
+    "al_images": "num_images",
+}
 
 
 def parse_model_kwargs(text: str) -> dict[str, Any]:
@@ -120,113 +131,57 @@ def parse_model_kwargs(text: str) -> dict[str, Any]:
     return out
 
 
-def _explicit(args: argparse.Namespace) -> dict[str, Any]:
-    keys = set(RunConfig.keys())
-    values = {k: v for k, v in vars(args).items() if k in keys and v is not None}
+def given_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The values the user gave (flags over the ``--config`` YAML), as RunConfig keys; on
+    ``--resume`` the run supplies the rest (:func:`pascal_snn.training.open_run`)."""
+    given = dict(load_yaml(args.config)) if args.config else {}
+    keys = set(RunConfig.keys()) - {"adaptive"}
+    given.update({k: v for k, v in vars(args).items() if k in keys and v is not None})
     if args.levels is not None:
-        values["levels"] = parse_levels(args.levels)
+        given["levels"] = parse_levels(args.levels)
     if args.model_kwargs is not None:
-        values["model_kwargs"] = parse_model_kwargs(args.model_kwargs)
-    if values.get("download") is False:  # store_true left unset
-        del values["download"]
-    return values
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """The run's configuration: flags over ``--config`` YAML; on ``--resume`` the run's own."""
-    given = {**(load_yaml(args.config) if args.config else {}), **_explicit(args)}
+        given["model_kwargs"] = parse_model_kwargs(args.model_kwargs)
+    if given.get("download") is False:  # store_true left unset
+        del given["download"]
+    plan = {key: getattr(args, flag) for flag, key in ADAPTIVE_FLAGS.items()}
+    plan = {k: v for k, v in plan.items() if v is not None}
+    if "cluster_levels" in plan:
+        plan["cluster_levels"] = parse_int_list(
+            plan["cluster_levels"], "--cluster-levels", maximum=MAX_LEVEL
+        )
+    yaml_plan = given.get("adaptive")
+    if args.adaptive or yaml_plan not in (None, False):
+        base = yaml_plan if isinstance(yaml_plan, dict) else {}
+        given["adaptive"] = {**base, **plan}
+    elif plan:
+        flags = ", ".join(f"--{f.replace('_', '-')}" for f in ADAPTIVE_FLAGS if getattr(args, f))
+        raise ConfigError(f"{flags} only apply with --adaptive")
     if not given.get("out"):
         raise ConfigError("give the run folder with --out RUN_DIR")
-    if not args.resume:
-        return RunConfig().merged(given)
-    last = Path(given["out"]) / LAST
-    if not last.is_file():
-        raise ConfigError(
-            f"nothing to resume: '{last}' does not exist; run without --resume to start"
-        )
-    stored = RunConfig.from_dict(load_checkpoint(last)["config"])
-    check_same_run(stored, given, str(given["out"]))
-    return stored.merged({k: v for k, v in given.items() if k not in RUN_DEFINING})
+    return given
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.adaptive:
-        return _run_adaptive(args)
-    given = [f"--{name.replace('_', '-')}" for name in ADAPTIVE_FLAGS if getattr(args, name)]
-    if given:
-        raise ConfigError(f"{', '.join(given)} only apply with --adaptive")
-    config = config_from_args(args)
+    given = given_from_args(args)
+    RunConfig().merged(given)  # every value checked before the folder is touched
+    main = distributed.is_main_process()
     try:
-        result = train(config, resume=args.resume)
-        if distributed.is_main_process():
-            _report(result)
+        with run_folder(given["out"], args.command_line, enabled=main):
+            if given.get("adaptive") is not None:
+                adaptive = train_adaptive(given, resume=args.resume)
+                if main:
+                    _report(adaptive.run)
+                    _adaptive_summary(adaptive)
+            else:
+                result = train(given, resume=args.resume)
+                if main:
+                    _report(result)
     finally:
         distributed.destroy_distributed()
     return 0
 
 
-def _adaptive_plan(args: argparse.Namespace, stored: dict[str, Any] | None) -> Any:
-    """The adaptive plan from the flags; on resume, the run's own plan (flags may not change it)."""
-    from pascal_snn.adaptive import AdaptivePlan
-    from pascal_snn.commands.common import parse_int_list
-
-    fields = {f.name for f in dataclasses.fields(AdaptivePlan)}
-    values: dict[str, Any] = {"clusters": 3, "cluster_levels": (1, 2, 4), "switch_fraction": 0.667}
-    values.update({k: v for k, v in (stored or {}).items() if k in fields})
-    values["cluster_levels"] = tuple(values["cluster_levels"])
-    overrides: dict[str, Any] = {}
-    if args.cluster_levels is not None:
-        overrides["cluster_levels"] = tuple(parse_int_list(args.cluster_levels, "--cluster-levels"))
-        overrides["clusters"] = len(overrides["cluster_levels"])
-    if args.clusters is not None:
-        overrides["clusters"] = args.clusters
-    for flag, key in (
-        ("switch_fraction", "switch_fraction"),
-        ("init_checkpoint", "init_checkpoint"),
-        ("al_images", "num_images"),
-    ):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    if stored is not None:
-        changed = sorted(k for k, v in overrides.items() if values.get(k) != v)
-        if changed:
-            raise ConfigError(f"--resume cannot change the adaptive plan ({', '.join(changed)})")
-    values.update(overrides)
-    return AdaptivePlan(**values)
-
-
-def _run_adaptive(args: argparse.Namespace) -> int:
-    from pascal_snn.adaptive import PHASE0, train_adaptive
-
-    given = {**(load_yaml(args.config) if args.config else {}), **_explicit(args)}
-    if not given.get("out"):
-        raise ConfigError("give the run folder with --out RUN_DIR")
-    out = Path(given["out"])
-    stored_plan = None
-    if args.resume:
-        last = next((p for p in (out / LAST, out / PHASE0 / LAST) if p.is_file()), None)
-        if last is None:
-            raise ConfigError(f"nothing to resume in '{out}': no {LAST} in it or in {PHASE0}/")
-        checkpoint = load_checkpoint(last)
-        stored_plan = checkpoint.get("plan")
-        stored = RunConfig.from_dict(checkpoint["config"])
-        stored = dataclasses.replace(stored, out=str(out), level_schedule=[])
-        check_same_run(stored, {k: v for k, v in given.items() if k != "out"}, str(out))
-        config = stored.merged({k: v for k, v in given.items() if k not in RUN_DEFINING})
-    else:
-        config = RunConfig().merged(given)
-    plan = _adaptive_plan(args, stored_plan)
-    try:
-        result = train_adaptive(config, plan, resume=args.resume)
-        if distributed.is_main_process():
-            _report(result.run)
-            _adaptive_summary(result, config)
-    finally:
-        distributed.destroy_distributed()
-    return 0
-
-
-def _adaptive_summary(result: Any, config: RunConfig) -> None:
+def _adaptive_summary(result: AdaptiveResult) -> None:
     """Per-layer L, ANN accuracy and PASC equivalence of the selected model → adaptive.json."""
     import torch
     from torch.utils.data import DataLoader
@@ -235,6 +190,7 @@ def _adaptive_summary(result: Any, config: RunConfig) -> None:
     from pascal_snn.evaluation import evaluate_equivalence
     from pascal_snn.io import write_json
 
+    config = result.run.config
     _, test_set, _ = build_datasets(
         config.dataset, data_dir=config.data_dir, augment=False, image_size=config.image_size
     )
@@ -246,7 +202,7 @@ def _adaptive_summary(result: Any, config: RunConfig) -> None:
         "switch_epoch": result.switch_epoch,
         "ann_accuracy": pasc.ann_accuracy,
         "pasc": pasc.as_dict(),
-        "al": result.al,
+        "al": result.al.as_dict(),
     }
     write_json(Path(result.run.run_dir) / "adaptive.json", summary)
     print(f"per-layer L: {','.join(map(str, result.levels))}")
@@ -256,8 +212,8 @@ def _adaptive_summary(result: Any, config: RunConfig) -> None:
     )
 
 
-def _report(result: Any) -> None:
-    """Print the selected model's test accuracy (``result`` is a TrainResult)."""
+def _report(result: TrainResult) -> None:
+    """Print the selected model's test accuracy."""
     if result.already_finished:
         print(f"run '{result.run_dir}' already finished all {result.epochs} epochs; nothing to do")
     val = "" if result.val_acc is None else f", validation {result.val_acc:.2%}"

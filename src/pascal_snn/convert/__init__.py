@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import enum
 from collections.abc import Sequence
+from typing import Literal, overload
 
 import torch
 from torch import fx, nn
@@ -56,6 +57,36 @@ def _trace(model: nn.Module) -> fx.GraphModule:
             f"the model could not be traced with torch.fx ({type(exc).__name__}: {exc}); "
             "conversion needs a forward() without data-dependent Python control flow"
         ) from exc
+
+
+@overload
+def convert(
+    model: nn.Module,
+    mode: Literal[Mode.PASC, "pasc"] = ...,
+    timesteps: None = None,
+    *,
+    example_input: torch.Tensor | None = None,
+) -> PascNetwork: ...
+
+
+@overload
+def convert(
+    model: nn.Module,
+    mode: Literal[Mode.VANILLA, "vanilla"],
+    timesteps: int,
+    *,
+    example_input: torch.Tensor | None = None,
+) -> VanillaNetwork: ...
+
+
+@overload
+def convert(
+    model: nn.Module,
+    mode: Mode | str = ...,
+    timesteps: int | None = None,
+    *,
+    example_input: torch.Tensor | None = None,
+) -> PascNetwork | VanillaNetwork: ...
 
 
 def convert(

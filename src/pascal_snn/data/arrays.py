@@ -6,12 +6,14 @@ Images are kept as one tensor ``[N, C, H, W]`` (uint8 where the source is 8-bit,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset
 
-from pascal_snn.errors import ConfigError
+from pascal_snn.errors import ConfigError, DataError
+from pascal_snn.memory import available_bytes
 
 __all__ = [
     "ArrayDataset",
@@ -134,6 +136,15 @@ def pad_images(images: torch.Tensor, size: int) -> torch.Tensor:
     if (height, width) == (size, size):
         return images
     top, left = (size - height) // 2, (size - width) // 2
-    padded = images.new_zeros((*images.shape[:-2], size, size))
+    shape = (*images.shape[:-2], size, size)
+    needed = math.prod(shape) * images.element_size()
+    free = available_bytes(images.device)
+    if free is not None and needed > free:
+        raise DataError(
+            f"zero-padding {images.shape[0]} images to {size}×{size} needs "
+            f"{needed / 2**30:.1f} GiB but about {free / 2**30:.1f} GiB are free; choose a "
+            "smaller --image-size"
+        )
+    padded = images.new_zeros(shape)
     padded[..., top : top + height, left : left + width] = images
     return padded

@@ -10,6 +10,7 @@ and check structure instead, so small stand-ins in the same format work in tests
 
 from __future__ import annotations
 
+import importlib
 import io
 import pickle
 from dataclasses import dataclass
@@ -20,20 +21,38 @@ import numpy as np
 import torch
 
 from pascal_snn.data.arrays import ArrayDataset, pad_images, resolve_padded_size
+from pascal_snn.data.info import LoadedData
 from pascal_snn.data.locations import cache_dir
 from pascal_snn.errors import DataError
 
-__all__ = ["CIFAR_SOURCES", "CifarSource", "cifar_datasets", "find_cifar_folder", "load_batch"]
+__all__ = [
+    "CIFAR_SOURCES",
+    "CifarSource",
+    "cifar_datasets",
+    "find_cifar_folder",
+    "load_batch",
+    "load_cifar10",
+    "load_cifar100",
+]
 
 NATIVE_SIZE = 32
 CROP_PADDING = 4
 
-try:  # numpy >= 2
-    from numpy._core.multiarray import _reconstruct, scalar
-    from numpy._core.numeric import _frombuffer
-except ImportError:  # pragma: no cover - numpy 1.x
-    from numpy.core.multiarray import _reconstruct, scalar
-    from numpy.core.numeric import _frombuffer
+
+def _numpy_private(module: str, name: str) -> Any:
+    """A numpy global that pickled arrays refer to (``numpy._core`` in numpy 2, ``numpy.core``
+    in numpy 1)."""
+    for package in ("numpy._core", "numpy.core"):
+        try:
+            return getattr(importlib.import_module(f"{package}.{module}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"numpy has no {module}.{name}")  # pragma: no cover
+
+
+_reconstruct = _numpy_private("multiarray", "_reconstruct")
+scalar = _numpy_private("multiarray", "scalar")
+_frombuffer = _numpy_private("numeric", "_frombuffer")
 
 _ALLOWED: dict[tuple[str, str], Any] = {
     ("numpy", "ndarray"): np.ndarray,
@@ -244,3 +263,19 @@ def cifar_datasets(
             )
         )
     return splits[0], splits[1], folder, size
+
+
+def load_cifar10(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader for CIFAR-10."""
+    train, test, folder, size = cifar_datasets("cifar10", data_dir, download, augment, image_size)
+    return LoadedData(train, test, size, folder)
+
+
+def load_cifar100(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader for CIFAR-100."""
+    train, test, folder, size = cifar_datasets("cifar100", data_dir, download, augment, image_size)
+    return LoadedData(train, test, size, folder)

@@ -7,12 +7,22 @@ and stratified by class: ``train_test_split(test_size=0.2, stratify=y, random_st
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from pascal_snn.data.arrays import ArrayDataset, RandomShift, pad_images, resolve_padded_size
+from pascal_snn.data.info import LoadedData
+from pascal_snn.errors import ConfigError
 
-__all__ = ["DIGITS_SPLIT_SEED", "DIGITS_TEST_FRACTION", "digits_datasets", "digits_split"]
+__all__ = [
+    "DIGITS_SPLIT_SEED",
+    "DIGITS_TEST_FRACTION",
+    "digits_datasets",
+    "digits_split",
+    "load_digits",
+]
 
 NATIVE_SIZE = 8
 MAX_VALUE = 16
@@ -63,3 +73,16 @@ def digits_datasets(
         images_t[test_index], labels_t[test_index], max_value=MAX_VALUE, classes=classes
     )
     return train, test, size
+
+
+def load_digits(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader (``download`` does not apply: the data ships with scikit-learn)."""
+    if data_dir is not None:
+        raise ConfigError(
+            "digits ships inside scikit-learn and takes no --data-dir; did you mean "
+            "--dataset mnist or fashion-mnist?"
+        )
+    train, test, size = digits_datasets(augment=augment, image_size=image_size)
+    return LoadedData(train, test, size)

@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # torchvision takes seconds to import: only when ImageNet is used
     from torchvision import datasets, transforms
 
+from pascal_snn.data.info import LoadedData
 from pascal_snn.data.locations import cache_dir
 from pascal_snn.errors import DataError
 
-__all__ = ["imagenet_datasets"]
+__all__ = ["imagenet_datasets", "load_imagenet"]
 
 NATIVE_SIZE = 224
 MEAN = (0.485, 0.456, 0.406)
@@ -81,3 +82,11 @@ def imagenet_datasets(
             f"images into the same class folders as train"
         )
     return train, val, root, size
+
+
+def load_imagenet(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader for ImageNet (``download`` only changes the hint: it cannot)."""
+    train, test, folder, size = imagenet_datasets(data_dir, download, augment, image_size)
+    return LoadedData(train, test, size, folder)

@@ -24,10 +24,19 @@ from pascal_snn.data.arrays import (
     resolve_padded_size,
 )
 from pascal_snn.data.idx import read_idx
+from pascal_snn.data.info import LoadedData
 from pascal_snn.data.locations import cache_dir, download_file
 from pascal_snn.errors import DataError
 
-__all__ = ["IDX_FILES", "MnistSource", "find_idx_folder", "load_idx_folder", "mnist_datasets"]
+__all__ = [
+    "IDX_FILES",
+    "MnistSource",
+    "find_idx_folder",
+    "load_fashion_mnist",
+    "load_idx_folder",
+    "load_mnist",
+    "mnist_datasets",
+]
 
 IDX_FILES = (
     "train-images-idx3-ubyte.gz",
@@ -195,3 +204,21 @@ def mnist_datasets(
     )
     test = ArrayDataset(*tensors("test"), max_value=255, classes=source.classes)
     return train, test, folder, size
+
+
+def load_mnist(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader for MNIST."""
+    train, test, folder, size = mnist_datasets("mnist", data_dir, download, augment, image_size)
+    return LoadedData(train, test, size, folder)
+
+
+def load_fashion_mnist(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader for Fashion-MNIST."""
+    train, test, folder, size = mnist_datasets(
+        "fashion-mnist", data_dir, download, augment, image_size
+    )
+    return LoadedData(train, test, size, folder)

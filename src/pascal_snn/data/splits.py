@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Subset
 
-from pascal_snn.data.info import DatasetInfo
+from pascal_snn.data.info import DatasetInfo, dataset_size
 from pascal_snn.errors import ConfigError
 
 __all__ = ["DataSplits", "build_splits", "split_indices"]
@@ -77,7 +77,7 @@ class DataSplits:
         """Split prebuilt sets; ``plain_train`` is ``train`` without augmentation (default:
         ``train`` itself, for data sets without augmentation)."""
         plain = train if plain_train is None else plain_train
-        size = len(train)  # type: ignore[arg-type]  # map-style data sets define __len__
+        size = dataset_size(train)
         train_idx, val_idx = split_indices(size, val_images, seed, train_images)
         return cls(
             train=Subset(train, train_idx),

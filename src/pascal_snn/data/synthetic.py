@@ -7,12 +7,17 @@ even a linear model separates the classes; the same ``seed`` always gives the sa
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from pascal_snn.data.arrays import ArrayDataset
+from pascal_snn.data.info import LoadedData
 from pascal_snn.errors import ConfigError
 
-__all__ = ["synthetic_datasets"]
+__all__ = ["load_synthetic", "synthetic_datasets"]
+
+IMAGE_SIZE = 8
 
 
 def _samples(
@@ -54,3 +59,13 @@ def synthetic_datasets(
     train = ArrayDataset(*_samples(prototypes, num_train, noise, generator), classes=classes)
     test = ArrayDataset(*_samples(prototypes, num_test, noise, generator), classes=classes)
     return train, test
+
+
+def load_synthetic(
+    data_dir: Path | None, *, download: bool, augment: bool, image_size: int | None
+) -> LoadedData:
+    """The registry's loader: the default sets at ``image_size`` (8); the folder, download and
+    augmentation settings do not apply to generated data."""
+    size = IMAGE_SIZE if image_size is None else image_size
+    train, test = synthetic_datasets(image_size=size)
+    return LoadedData(train, test, size)

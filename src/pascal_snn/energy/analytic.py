@@ -102,7 +102,7 @@ def r_e(r_prime_: float, L: int) -> float:
     return (1 + (5 * L - 2) * r_prime_) / (1 + L * r_prime_)
 
 
-def _check_lengths(**seqs: Sequence) -> int:
+def _check_lengths(**seqs: Sequence[object]) -> int:
     lengths = {name: len(s) for name, s in seqs.items()}
     if len(set(lengths.values())) != 1:
         raise ValueError(f"one value per layer is needed, got lengths {lengths}")

@@ -129,7 +129,7 @@ def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
     rows: list[LayerRow] = []
     calls: dict[str, int] = {}
 
-    def hook(module: nn.Module, _inputs: tuple, out: torch.Tensor) -> None:
+    def hook(module: nn.Module, _inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
         name = names[module]
         calls[name] = calls.get(name, 0) + 1
         site = name if calls[name] == 1 else f"{name}#{calls[name]}"

@@ -18,8 +18,9 @@ per stage (``PascIF`` buffers). Spike rates per layer input come from those coun
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,7 +44,7 @@ def count_acs(op: nn.Module, x: torch.Tensor) -> int:
     if not isinstance(op, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
         raise TypeError(f"cannot count the operations of {type(op).__name__}")
     ind = nonzero.to(torch.float32)  # per-output counts ≤ fan-in: exact in float32
-    padding = op.padding
+    padding: str | int | tuple[int, ...] = op.padding
     if op.padding_mode != "zeros":  # reflect/replicate/circular padding reads real inputs
         ind = F.pad(ind, op._reversed_padding_repeated_twice, mode=op.padding_mode)
         padding = 0
@@ -57,8 +58,9 @@ def count_acs(op: nn.Module, x: torch.Tensor) -> int:
 def _fan_in(op: nn.Module) -> int:
     if isinstance(op, nn.Linear):
         return op.in_features
-    w = op.weight
-    return w[0].numel()  # C_i/groups · K_h · K_w
+    if not isinstance(op, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        raise TypeError(f"cannot count the operations of {type(op).__name__}")
+    return op.weight[0].numel()  # C_i/groups · K_h · K_w
 
 
 @dataclass
@@ -125,7 +127,7 @@ class Measurement:
         return sum(layer.macs for layer in self.layers)
 
 
-def _batches(loader: Iterable, limit: int | None) -> Iterable[torch.Tensor]:
+def _batches(loader: Iterable[Any], limit: int | None) -> Iterable[torch.Tensor]:
     seen = 0
     for batch in loader:
         x = batch[0] if isinstance(batch, (tuple, list)) else batch
@@ -143,7 +145,7 @@ def _batches(loader: Iterable, limit: int | None) -> Iterable[torch.Tensor]:
 
 def measure(
     net: PascNetwork,
-    loader: Iterable,
+    loader: Iterable[Any],
     num_images: int | None = None,
     device: torch.device | str | None = None,
 ) -> Measurement:
@@ -171,8 +173,8 @@ def measure(
     kinds = {link.name: link.input for link in topo.links}
     tallies: dict[str, _Tally] = {name: _Tally() for name in kinds}
 
-    def hook(name: str):
-        def fn(module: MatMulLayer, inputs: tuple, out: torch.Tensor) -> None:
+    def hook(name: str) -> Callable[[MatMulLayer, tuple[torch.Tensor, ...], torch.Tensor], None]:
+        def fn(module: MatMulLayer, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
             x = inputs[0]
             tally = tallies[name]
             tally.images += x.shape[0] // module.t_in
@@ -215,7 +217,7 @@ def measure(
             int(m.excitatory),
             int(m.inhibitory),
             int(m.output_spikes),
-            tuple(int(u) for u in m.updates),  # type: ignore[arg-type]
+            (int(m.updates[0]), int(m.updates[1]), int(m.updates[2])),
         )
         for name, m in net.if_layers()
     )

@@ -188,7 +188,9 @@ def load_reference_weights(
         for (mine, module), other in zip(ours, theirs):
             if mine.kind == "threshold":
                 value = next(iter(other.tensors.values()))
-                module.theta.copy_(value.reshape(()).to(module.theta))
+                theta = module.theta
+                assert isinstance(theta, torch.Tensor)  # a QCFS module's threshold parameter
+                theta.copy_(value.reshape(()).to(theta))
                 continue
             target = module.state_dict()
             for key, value in other.tensors.items():

@@ -192,7 +192,7 @@ def _model_options(builder: Any) -> str:
     """The keyword options of the model class behind a torchvision builder, for errors."""
     model_class = inspect.signature(builder).return_annotation
     try:
-        params = inspect.signature(model_class).parameters  # type: ignore[arg-type]
+        params = inspect.signature(model_class).parameters
     except (TypeError, ValueError):
         return "see the torchvision documentation"
     skip = {"self", "num_classes", "block", "layers", "args", "kwargs"}
