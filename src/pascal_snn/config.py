@@ -67,6 +67,8 @@ RUN_DEFINING = (
     "val_seed",
     "train_images",
     "adaptive",
+    "init_relu_weights",
+    "calibration_images",
 )
 
 # The largest quantization step L accepted anywhere (2^16). A converted layer emits L spike
@@ -164,6 +166,10 @@ class RunConfig:
     trains on a seeded subset of the rest (a smaller budget; None: all of them).
     ``adaptive``: the Algorithm-4 plan of an adaptive run (None: a plain run). In YAML a
     mapping of :class:`AdaptivePlan` keys, or ``true`` for the defaults.
+    ``init_relu_weights``: a new run starts from this ReLU model's state_dict (same layer
+    names; QCFS where the ReLUs were) with every θ calibrated on ``calibration_images``
+    un-augmented training images (:func:`pascal_snn.calibrate_thresholds`) — fine-tuning a
+    trained ReLU network instead of training from scratch.
     """
 
     model: str | None = None
@@ -189,6 +195,8 @@ class RunConfig:
     val_seed: int = 0
     train_images: int | None = None
     adaptive: AdaptivePlan | None = None
+    init_relu_weights: str | None = None
+    calibration_images: int = 3000
 
     def __post_init__(self) -> None:
         self.levels = _check_levels(self.levels, "levels")
@@ -207,13 +215,14 @@ class RunConfig:
         _check_int("seed", self.seed, minimum=0, maximum=MAX_SEED)
         _check_int("val_seed", self.val_seed, minimum=0, maximum=MAX_SEED)
         _check_int("workers", self.workers, minimum=0, maximum=MAX_WORKERS)
+        _check_int("calibration_images", self.calibration_images, minimum=1)
         for name in ("lr", "weight_decay", "momentum", "width"):
             setattr(self, name, _check_float(name, getattr(self, name)))
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
         if self.width is not None and not 0 < self.width <= MAX_WIDTH:
             raise ConfigError(f"width must be in (0, {MAX_WIDTH:g}], got {self.width}")
-        for name in ("model", "dataset", "data_dir", "device", "out"):
+        for name in ("model", "dataset", "data_dir", "device", "out", "init_relu_weights"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
                 setattr(self, name, os.fspath(value) if isinstance(value, Path) else str(value))

@@ -41,6 +41,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from pascal_snn import distributed
+from pascal_snn.calibration import calibrate_thresholds
 from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from pascal_snn.config import RUN_DEFINING, RunConfig, resolve, write_config
 from pascal_snn.data.info import dataset_labels, dataset_size
@@ -48,6 +49,7 @@ from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError, DataError
 from pascal_snn.io import atomic_write_text, ensure_dir, write_json
 from pascal_snn.qcfs import clamp_thresholds, qcfs_layers, set_levels, switch_levels
+from pascal_snn.qcfsify import load_relu_weights
 
 __all__ = [
     "EpochCallback",
@@ -69,6 +71,7 @@ EpochCallback = Callable[[int, nn.Module], None]
 schedule is applied); may change the model's levels."""
 
 LAST, BEST, METRICS, RESULT = "last.pt", "best.pt", "metrics.jsonl", "result.json"
+CALIBRATION = "calibration.json"
 PHASE0 = "phase0"  # an adaptive run's phase-0 run folder, inside its own
 
 
@@ -563,6 +566,8 @@ def train(
         load_weights(model, checkpoint["model"], source=f"checkpoint '{run_dir / LAST}'")
         start = int(checkpoint["epoch"])
         metrics = [dict(m) for m in checkpoint.get("metrics", [])]
+    elif config.init_relu_weights:
+        load_relu_weights(model, config.init_relu_weights)  # CheckpointError names bad keys
     ensure_dir(run_dir)
     main = distributed.is_main_process()
     show = main if progress is None else (progress and main)
@@ -585,6 +590,8 @@ def train(
     )
     if start >= config.epochs:
         return _finish(run_dir, config, model, metrics, eval_loader(splits.test), device, True)
+    if checkpoint is None and config.init_relu_weights:
+        _calibrate(model, config, splits, run_dir if main else None)
 
     optimizer = torch.optim.SGD(
         model.parameters(),
@@ -704,6 +711,26 @@ def _warn_unseen_classes(splits: DataSplits) -> None:
             "--train-images, or a split that has every class)",
             file=sys.stderr,
             flush=True,
+        )
+
+
+def _calibrate(
+    model: nn.Module, config: RunConfig, splits: DataSplits, run_dir: Path | None
+) -> None:
+    """θ of every QCFS from the ReLU network's pre-activations on the first
+    ``config.calibration_images`` un-augmented training images (the same on every rank, before
+    DDP wraps the model); the thresholds go to ``RUN_DIR/calibration.json``."""
+    loader = DataLoader(splits.plain_train, batch_size=config.batch_size or 128, shuffle=False)
+    calibration = calibrate_thresholds(model, loader, num_images=config.calibration_images)
+    if run_dir is not None:
+        write_json(
+            run_dir / CALIBRATION,
+            {
+                "init_relu_weights": config.init_relu_weights,
+                "images": calibration.images,
+                "percentile": calibration.percentile,
+                "theta": calibration.thetas(),
+            },
         )
 
 

@@ -73,6 +73,18 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_runtime_arguments(parser)
     parser.add_argument("--workers", type=int, help="data loader worker processes (default 0)")
     parser.add_argument(
+        "--init-relu-weights",
+        metavar="PATH.pt",
+        help="fine-tune a trained ReLU network: start from its state_dict (a plain "
+        "torch.save(relu_model.state_dict()), same layer names), with every QCFS threshold "
+        "calibrated on --calibration-images training images",
+    )
+    parser.add_argument(
+        "--calibration-images",
+        type=int,
+        help="training images for the threshold calibration of --init-relu-weights (3000)",
+    )
+    parser.add_argument(
         "--model-kwargs",
         metavar="K=V,…",
         help="extra model options, e.g. stem=imagenet or head=imagenet,pool=max",
