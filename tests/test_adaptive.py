@@ -127,7 +127,7 @@ def test_the_switch_to_smaller_levels_keeps_every_layer_firing(tmp_path):
     train_set, test_set = synthetic_datasets(num_train=160, num_test=32)
     splits = DataSplits.from_sets(train_set, test_set, DATASETS["synthetic"], val_images=32)
     images, labels = next(iter(DataLoader(splits.plain_train, batch_size=128)))
-    base = dict(epochs=2, batch_size=32, val_images=32, levels=4)
+    base = dict(epochs=2, batch_size=32, val_images=32, levels=4, adaptive=None)
     seen = {}
 
     def probe(epoch, model):  # called after the epoch's levels are applied
@@ -141,7 +141,7 @@ def test_the_switch_to_smaller_levels_keeps_every_layer_firing(tmp_path):
     # the same first epoch without a switch (epoch 1 of a cosine schedule runs at lr either way)
     reference = train(config(tmp_path / "one", **{**base, "epochs": 1}), splits=splits)
     pre_shares, pre_loss = _activity(reference.model, images, labels)
-    thetas = [float(layer.theta) for _, layer in qcfs_layers(reference.model)]
+    thetas = [float(layer.theta.detach()) for _, layer in qcfs_layers(reference.model)]
     assert seen["theta"] == pytest.approx([t / 4 for t in thetas], rel=1e-6)
     post_shares, post_loss = seen["post"]
     for layer, (pre, post) in enumerate(zip(pre_shares, post_shares)):
@@ -159,10 +159,10 @@ def test_switch_levels_keeps_the_spike_value_and_the_low_levels():
     z = torch.linspace(-1, 4, 1001, dtype=torch.float64)
     before = [layer(z) for layer in model]
     assert switch_levels(model, [1, 8]) == [1, 8]
-    assert [float(m.theta / m.L) for m in model] == [0.5, 1.5]  # θ* unchanged
+    assert [float(m.theta.detach() / m.L) for m in model] == [0.5, 1.5]  # θ* unchanged
     for layer, old, (L_old, spike) in zip(model, before, [(4, 0.5), (2, 1.5)]):
         below = z < (min(layer.L, L_old) + 0.5) * spike  # under both ceilings
         assert torch.equal(layer(z)[below], old[below])
-    thetas = [float(m.theta) for m in model]
+    thetas = [float(m.theta.detach()) for m in model]
     switch_levels(model, [1, 8])  # the same levels again (every epoch, a resume): no change
-    assert [float(m.theta) for m in model] == thetas
+    assert [float(m.theta.detach()) for m in model] == thetas

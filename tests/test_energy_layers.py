@@ -178,5 +178,5 @@ def test_each_call_site_is_a_row_a_link_and_a_neuron():
     net = convert(model, example_input=torch.rand(2, 1, 4, 4))
     assert [r.name for r in layer_table(net, (1, 4, 4))] == [r.name for r in rows]
     report = energy_report(model, [torch.rand(3, 1, 4, 4)])
-    assert [layer["name"] for layer in report["layers"]] == ["stem", "conv", "conv#2", "fc"]
-    assert [n["name"] for n in report["neurons"]] == ["act", "act#2"]
+    assert [layer.row.name for layer in report.layers] == ["stem", "conv", "conv#2", "fc"]
+    assert [n.name for n in report.neurons] == ["act", "act#2"]
