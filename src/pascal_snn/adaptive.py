@@ -32,7 +32,16 @@ from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError
 from pascal_snn.io import write_json
 from pascal_snn.qcfs import QCFS
-from pascal_snn.training import LAST, PHASE0, Phase, TrainResult, build_model, open_run, train
+from pascal_snn.training import (
+    LAST,
+    PHASE0,
+    Phase,
+    TrainResult,
+    build_model,
+    open_run,
+    run_splits,
+    train,
+)
 
 __all__ = ["AL_FILE", "PHASE0", "AdaptivePlan", "AdaptiveResult", "switch_epoch", "train_adaptive"]
 
@@ -77,18 +86,7 @@ def train_adaptive(
     assert isinstance(level, int)  # RunConfig refuses per-layer levels with a plan
     run_dir = Path(str(config.out))
     if splits is None:
-        from pascal_snn.data import build_splits
-
-        splits = build_splits(
-            config.dataset,
-            val_images=config.val_images,
-            seed=config.val_seed,
-            train_images=config.train_images,
-            data_dir=config.data_dir,
-            download=config.download,
-            augment=config.augment,
-            image_size=config.image_size,
-        )
+        splits = run_splits(config)
     config = resolve(config, splits.info)  # epochs etc. known before any work
     assert config.epochs is not None
     switch = switch_epoch(config.epochs, plan.switch_fraction)

@@ -270,6 +270,23 @@ def train_loader(
     return loader, sampler
 
 
+def run_splits(config: RunConfig) -> DataSplits:
+    """The data of a run: its data set, split as its config says (validation images and seed,
+    training budget, augmentation, image size)."""
+    from pascal_snn.data import build_splits
+
+    return build_splits(
+        config.dataset,
+        val_images=config.val_images,
+        seed=config.val_seed,
+        train_images=config.train_images,
+        data_dir=config.data_dir,
+        download=config.download,
+        augment=config.augment,
+        image_size=config.image_size,
+    )
+
+
 def build_model(config: RunConfig, info: Any) -> nn.Module:
     """``models.create`` for a resolved config; bad model/levels become ConfigError."""
     from pascal_snn import models
@@ -535,18 +552,7 @@ def train(
     device = distributed.resolve_device(config.device)
     world = distributed.init_distributed(device)
     if splits is None:
-        from pascal_snn.data import build_splits
-
-        splits = build_splits(
-            config.dataset,
-            val_images=config.val_images,
-            seed=config.val_seed,
-            train_images=config.train_images,
-            data_dir=config.data_dir,
-            download=config.download,
-            augment=config.augment,
-            image_size=config.image_size,
-        )
+        splits = run_splits(config)
     info = splits.info
     config = resolve(config, info)
     assert config.epochs and config.batch_size and config.lr is not None
