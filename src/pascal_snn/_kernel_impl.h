@@ -207,6 +207,61 @@ int FN(pasc_if)(const REAL *x, int64_t t_in, int64_t n, REAL spike, int64_t L, i
     return 0;
 }
 
+/* ---- vanilla IF neuron (SPEC 4), one step, in place on the membrane ---------------------- */
+
+typedef struct {
+    const REAL *x;
+    REAL *mem, *out;
+    int64_t lo, hi;
+    REAL theta;
+} FN(vanilla_job);
+
+/* mem = mem + x; f = [mem >= theta]; mem = mem - f*theta; out = f*theta, as vanilla_if_step
+ * computes them (f a 0/1 REAL). out may be x itself: each element reads x before writing. */
+static KERNEL_TARGET void FN(vanilla_range)(FN(vanilla_job) *job) {
+    const REAL theta = job->theta;
+    const REAL *x = job->x;
+    REAL *mem = job->mem, *out = job->out;
+    for (int64_t i = job->lo; i < job->hi; i++) {
+        const REAL m = mem[i] + x[i];
+        const REAL f = m >= theta ? (REAL)1 : (REAL)0;
+        const REAL spike = f * theta;
+        mem[i] = m - spike;
+        out[i] = spike;
+    }
+}
+
+static void *FN(vanilla_worker)(void *arg) {
+    FN(vanilla_range)((FN(vanilla_job) *)arg);
+    return NULL;
+}
+
+int FN(vanilla_if)(const REAL *x, REAL *mem, REAL *out, int64_t n, REAL theta, int threads,
+                   int64_t grain) {
+    FN(vanilla_job) jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    const int used = split(n, threads, 4 * (int64_t)sizeof(REAL), grain);
+    int64_t bounds[MAX_THREADS + 1];
+    chunk_bounds(n, used, bounds);
+    for (int i = 0; i < used; i++) {
+        FN(vanilla_job) job = {x, mem, out, bounds[i], bounds[i + 1], theta};
+        jobs[i] = job;
+    }
+    int started = 0, failed = 0;
+    for (int i = 1; i < used; i++) {
+        if (pthread_create(&ids[i], NULL, FN(vanilla_worker), &jobs[i]) != 0) {
+            failed = 1;
+            break;
+        }
+        started = i;
+    }
+    if (!failed)
+        FN(vanilla_range)(&jobs[0]);
+    for (int i = 1; i <= started; i++)
+        pthread_join(ids[i], NULL);
+    return failed ? -1 : 0;
+}
+
 /* ---- QCFS h = theta*clamp(floor(x*L/theta + 1/2)/L, 0, 1) and its backward --------------------------- */
 
 typedef struct {

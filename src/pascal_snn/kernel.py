@@ -1,4 +1,4 @@
-"""Single-pass CPU kernels for the IF neuron, QCFS and the AL level histogram (``_kernel.c``).
+"""Single-pass CPU kernels for the IF neurons, QCFS and the AL level histogram (``_kernel.c``).
 
 The C library is built at install time as an optional extension (``setup.py``); it has no
 Python or torch headers and is loaded here with :mod:`ctypes`. Each function below takes
@@ -35,10 +35,11 @@ __all__ = [
     "pasc_if",
     "qcfs_backward",
     "qcfs_forward",
+    "vanilla_if",
     "variants",
 ]
 
-VERSION = 2  # pascal_kernel_version() of the C source this module was written for
+VERSION = 3  # pascal_kernel_version() of the C source this module was written for
 ISAS = ("base", "v2", "v3", "v4")  # x86-64 levels, in pascal_kernel_isa_supported() order
 GRAIN = 1 << 18  # bytes of input and output a thread gets at least (smaller: fewer threads)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -51,6 +52,7 @@ _SIGNATURES = {  # name: (argument types after the REAL-typed ones are filled in
     "qcfs_forward": ([_P, _P, _I64, "real", _I64, _INT, _I64], _INT),
     "qcfs_backward": ([_P, _P, _P, _I64, "real", _I64, _P, _INT, _I64], _INT),
     "level_histogram": ([_P, _I64, "real", _I64, _P, _INT, _I64], _I64),
+    "vanilla_if": ([_P, _P, _P, _I64, "real", _INT, _I64], _INT),
 }
 
 
@@ -235,6 +237,33 @@ def _check_out(
             raise ValueError(f"the train of {L} steps does not fit in {x.shape[0]} input steps")
     elif out_lo < x_hi and x_lo < out_hi:
         raise ValueError("out overlaps x other than as x itself")
+
+
+def vanilla_if(
+    x: torch.Tensor,
+    mem: torch.Tensor,
+    theta: float,
+    out: torch.Tensor | None = None,
+    tuning: Tuning = DEFAULT,
+) -> torch.Tensor | None:
+    """One step of the vanilla IF neuron, ``mem`` updated in place; returns the spikes.
+
+    ``m = mem + x; f = [m ≥ θ]; mem ← m − f·θ; spikes = f·θ`` (``f`` 0 or 1 in ``x``'s dtype),
+    the operations of :func:`pascal_snn.neuron.vanilla_if_step`. ``mem`` and ``out`` must have
+    ``x``'s shape, dtype and layout; ``out`` may be ``x`` itself. None if it cannot run here.
+    """
+    if (k := _runs_on(tuning.kernels, x, mem)) is None or not _dense(x):
+        return None
+    if mem.shape != x.shape or mem.stride() != x.stride():
+        return None
+    if out is None:
+        out = torch.empty_like(x)
+    elif out.shape != x.shape or out.stride() != x.stride() or out.dtype != x.dtype:
+        raise ValueError(f"out must be {x.dtype} {tuple(x.shape)} laid out like x")
+    args = (x.data_ptr(), mem.data_ptr(), out.data_ptr(), x.numel(), theta)
+    if k.fn("vanilla_if", x.dtype)(*args, _threads(tuning.threads), tuning.grain) != 0:
+        return None
+    return out
 
 
 def qcfs_forward(

@@ -41,6 +41,7 @@ __all__ = [
     "stage2_steps",
     "thermometer",
     "vanilla_if_step",
+    "vanilla_if_step_",
 ]
 
 
@@ -252,6 +253,26 @@ def vanilla_if_step(
     fire = (mem >= theta).to(x.dtype)
     mem = mem - fire * theta
     return fire * theta, mem
+
+
+def vanilla_if_step_(mem: torch.Tensor, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """:func:`vanilla_if_step` with the membrane ``mem`` updated in place; returns the spikes.
+
+    Bit-identical to ``vanilla_if_step(mem, x, theta)``: on CPU float32/float64 one pass of the
+    C kernel (:func:`pascal_snn.kernel.vanilla_if`), elsewhere the same torch operations in
+    place. ``mem`` must have ``x``'s shape and dtype (start a run with
+    ``torch.full_like(x, 0.5) * θ``).
+    """
+    theta = theta.to(x.dtype)
+    if x.device.type == "cpu":
+        fast = kernel.vanilla_if(x.detach(), mem, float(theta))
+        if fast is not None:
+            return fast
+    mem.add_(x)
+    fire = (mem >= theta).to(x.dtype)
+    spikes = fire.mul_(theta)
+    mem.sub_(spikes)
+    return spikes
 
 
 def pasc_if_input(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.Tensor, IFCounts]:

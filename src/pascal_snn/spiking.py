@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from pascal_snn.neuron import pasc_if_input, pasc_if_train, vanilla_if_step
+from pascal_snn.neuron import pasc_if_input, pasc_if_train, vanilla_if_step_
 
 __all__ = [
     "ChannelAffine",
@@ -201,7 +201,8 @@ class PascIF(nn.Module):
 class VanillaIF(nn.Module):
     """Plain IF neuron of the QCFS SNN baseline (SPEC §4), stepped one timestep per forward.
 
-    State (the membrane potential) lives in the module; :meth:`reset` starts a new run.
+    State (the membrane potential) lives in the module and is updated in place
+    (:func:`~pascal_snn.neuron.vanilla_if_step_`); :meth:`reset` starts a new run.
     """
 
     theta: torch.Tensor
@@ -215,8 +216,9 @@ class VanillaIF(nn.Module):
         self.mem = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, self.mem = vanilla_if_step(self.mem, x, self.theta)
-        return out
+        if self.mem is None or self.mem.shape != x.shape or self.mem.dtype != x.dtype:
+            self.mem = torch.full_like(x, 0.5) * self.theta.to(x.dtype)  # a new run
+        return vanilla_if_step_(self.mem, x, self.theta)
 
     def extra_repr(self) -> str:
         return f"theta={float(self.theta):.4g}"
