@@ -23,6 +23,7 @@ __all__ = [
     "QCFSTracer",
     "clamp_thresholds",
     "forward_module_order",
+    "keep_forward_order",
     "level_index",
     "qcfs_inference",
     "qcfs_layers",
@@ -174,11 +175,15 @@ def forward_module_order(model: nn.Module) -> list[str] | None:
         graph = QCFSTracer().trace(model)
     except Exception:  # untraceable user code: callers fall back to registration order
         return None
+    return list(_call_order(graph))
+
+
+def _call_order(graph: fx.Graph) -> tuple[str, ...]:
     seen: dict[str, None] = {}
     for node in graph.nodes:
         if node.op == "call_module":
             seen.setdefault(str(node.target), None)
-    return list(seen)
+    return tuple(seen)
 
 
 _ORDER = "_pascal_qcfs_order"  # the model's cached (structure, QCFS names in forward order)
@@ -196,6 +201,16 @@ def _structure(model: nn.Module) -> tuple[tuple[str, str, str | None], ...]:
         )
         for name, m in model.named_modules()
     )
+
+
+def keep_forward_order(model: nn.Module, graph: fx.Graph) -> None:
+    """Remember ``graph``'s call order as ``model``'s forward order (see :func:`qcfs_layers`).
+
+    ``graph`` is a :class:`QCFSTracer` trace of ``model`` or of a copy with the same module
+    tree (the converter traces its own copy and hands its trace here, so that no one traces
+    the model a second time).
+    """
+    model.__dict__[_ORDER] = (_structure(model), _call_order(graph))
 
 
 def qcfs_layers(model: nn.Module) -> list[tuple[str, QCFS]]:
