@@ -278,11 +278,7 @@ def _reference_forward(self: PascIF, x: torch.Tensor) -> torch.Tensor:
     """PascIF.forward with the reference neuron (same bookkeeping, the spec's algorithm)."""
     steps = x.reshape(self.t_in, x.shape[0] // self.t_in, *x.shape[1:])
     count, c = pasc_if_reference(steps, self.theta, self.L)
-    self.neurons = steps[0, 0].numel()
-    self.samples += steps.shape[1]
-    self.excitatory += c.excitatory
-    self.inhibitory += c.inhibitory
-    self.output_spikes += c.output
+    self.record(steps, (c.excitatory, c.inhibitory, c.output))
     return thermometer(count, self.L, (self.theta / self.L).to(x.dtype)).flatten(0, 1)
 
 
@@ -411,9 +407,9 @@ def kernel_alone(repeats: int, neurons: int = 1 << 20, L: int = 4) -> dict:
 def diagnostics(model: nn.Module, x: torch.Tensor, L: int, repeats: int) -> dict:
     """What bounds PASC / (L × ANN), one thread, CPU time: each PascIF against L passes of its
     QCFS in the efficient ANN (forward hooks), the largest convolution on L·B images against
-    L convolutions on B, system time and page faults per forward, and PASC with each train
-    written over its spent input (``kernel.pasc_if(out=...)``, T_in ≥ L) — a benchmark-only
-    stand-in for a converter change."""
+    L convolutions on B, system time and page faults per forward, and the default network
+    against the same with the whole batch in one part (``part_bytes = None``) and with every
+    train in new memory (``overwrite = False``)."""
     ann, pasc = efficient_ann(model), convert(model, example_input=x)
 
     def per_module(net: nn.Module, kind: type) -> dict[str, float]:
@@ -460,19 +456,18 @@ def diagnostics(model: nn.Module, x: torch.Tensor, L: int, repeats: int) -> dict
         {"big": lambda: conv(big), "small": lambda: [conv(small) for _ in range(L)]}, repeats
     )
     out["largest_conv_LB_over_L_convs_B"] = ratio(t.cpu, "big", "small")
-    funcs = {"ann": lambda: ann(x), "pasc": lambda: pasc(x)}
-    try:
-        from pascal_snn import kernel
-
-        if kernel.available():
-            in_place = convert(model, example_input=x)
-            for _, layer in in_place.if_layers():
-                layer.forward = types.MethodType(_in_place_forward, layer)  # type: ignore[method-assign]
-            if not torch.equal(in_place(x), pasc(x)):
-                raise RuntimeError("the in-place PascIF changed the logits")
-            funcs["pasc_in_place"] = lambda: in_place(x)
-    except ImportError:
-        pass
+    # the default network against the same one without its two memory measures
+    whole = convert(model, example_input=x)
+    whole.part_bytes = None
+    fresh = convert(model, example_input=x)
+    for _, layer in fresh.if_layers():
+        layer.overwrite = False
+    variants = {"pasc": pasc, "pasc_whole_batch": whole, "pasc_trains_in_new_memory": fresh}
+    for name, net in variants.items():
+        if not torch.equal(net(x), pasc(x)):
+            raise RuntimeError(f"{name} changed the logits")
+    funcs: dict[str, Callable[[], object]] = {"ann": lambda: ann(x)}
+    funcs.update({k: (lambda net=net: net(x)) for k, net in variants.items()})
     system: dict[str, list[float]] = {k: [] for k in funcs}
     timed = {}
     for k, f in funcs.items():
@@ -487,33 +482,9 @@ def diagnostics(model: nn.Module, x: torch.Tensor, L: int, repeats: int) -> dict
     out["median_cpu_s"] = {k: statistics.median(v) for k, v in t.cpu.items()}
     out["median_system_s"] = {k: statistics.median(v) for k, v in system.items()}
     out["median_page_faults"] = {k: statistics.median(v) for k, v in t.faults.items()}
-    if "pasc_in_place" in funcs:
-        out["pasc_in_place_over_L_ann"] = ratio(t, "pasc_in_place", "ann", L)
-        out["pasc_over_L_ann"] = ratio(t, "pasc", "ann", L)
+    for k in variants:
+        out[f"{k}_over_L_ann"] = ratio(t, k, "ann", L)
     return out
-
-
-def _in_place_forward(self: PascIF, x: torch.Tensor) -> torch.Tensor:
-    """PascIF.forward writing the train over its input when T_in ≥ L (diagnostics only: the
-    converted graph gives each conv/add output to exactly one neuron in these models)."""
-    from pascal_snn import kernel
-    from pascal_snn.neuron import _spike_value, stage2_steps
-
-    steps = x.reshape(self.t_in, x.shape[0] // self.t_in, *x.shape[1:])
-    if self.t_in < self.L:
-        return PascIF.forward(self, x)
-    spike = _spike_value(self.theta, self.L, x.dtype)
-    got = kernel.pasc_if(
-        steps, spike, self.L, stage2_steps(self.t_in, self.L), True, False, out=steps[: self.L]
-    )
-    if got is None or got[0] is None:
-        return PascIF.forward(self, x)
-    exc, inh, spikes = got[2]
-    self.samples += steps.shape[1]
-    self.excitatory += exc
-    self.inhibitory += inh
-    self.output_spikes += spikes
-    return got[0].flatten(0, 1)
 
 
 # -- training and AL ---------------------------------------------------------------------------
@@ -820,11 +791,11 @@ def table(results: list[dict], args) -> str:
                 + "; faults "
                 + ", ".join(f"{k} {v:.0f}" for k, v in d["median_page_faults"].items())
             )
-            if "pasc_in_place_over_L_ann" in d:
-                lines.append(
-                    f"  trains written over their inputs: PASC/(L×ANN) "
-                    f"{fmt(d['pasc_in_place_over_L_ann'])} against {fmt(d['pasc_over_L_ann'])}"
-                )
+            lines.append(
+                f"  PASC/(L×ANN) default {fmt(d['pasc_over_L_ann'])}, whole batch in one part "
+                f"{fmt(d['pasc_whole_batch_over_L_ann'])}, trains in new memory "
+                f"{fmt(d['pasc_trains_in_new_memory_over_L_ann'])}"
+            )
         if "kernel_alone_cpu_ms" in r:
             k = r["kernel_alone_cpu_ms"]
             alone = ", ".join(f"{n} {v:.2f}" if isinstance(v, float) else v for n, v in k.items())

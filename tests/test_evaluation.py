@@ -1,7 +1,9 @@
 """Equivalence evaluation and the vanilla sweep on small models."""
 
 import torch
+from torch import nn
 
+from pascal_snn import QCFS
 from pascal_snn.evaluation import evaluate_equivalence, first_reaching, sweep_vanilla
 from tests.models_for_tests import ResidualMaxPoolNet, randomize_batchnorm
 
@@ -62,24 +64,129 @@ def test_vanilla_sweep_prefix_consistent_with_direct_runs():
     assert first_reaching(sweep, 1.01) is None
 
 
-def test_boundary_case_detected_when_float32_rounding_crosses_a_level():
-    from torch import nn
+def on_a_boundary(b: float = 0.875) -> nn.Module:
+    """Input layer L = 3, θ = 3; a second layer z = −h/8 + b with L = 1, θ = 1; logits
+    (h₂, ½ − h₂). For the input 3 (level 3, h = 3) and b = 7/8, z = ½ lies exactly on the
+    boundary: level 1. The PASC layer adds fl(b/3) three times (T_in = 3); in float32 its sum
+    ends just below the boundary and the neuron stays silent, in float64 it does not."""
+    net = nn.Sequential(
+        nn.Linear(1, 1, bias=False), QCFS(3, 3.0), nn.Linear(1, 1), QCFS(1, 1.0), nn.Linear(1, 2)
+    )
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[2].weight.fill_(-0.125)
+        net[2].bias.fill_(b)
+        net[4].weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        net[4].bias.copy_(torch.tensor([0.0, 0.5]))
+    return net.eval()
 
-    from pascal_snn import QCFS
 
+def test_a_float32_rounding_difference_is_a_boundary_case_and_explains_the_disagreement():
+    x, y = torch.tensor([[3.0], [1.0]]), torch.tensor([0, 0])
+    r32 = evaluate_equivalence(on_a_boundary(), [(x, y)], dtype=torch.float32)
+    r64 = evaluate_equivalence(on_a_boundary(), [(x, y)], dtype=torch.float64)
+    assert (r32.boundary_cases, r32.agreement, r32.unexplained_disagreements) == (1, 1, 0)
+    assert (r64.boundary_cases, r64.agreement, r64.unexplained_disagreements) == (0, 2, 0)
+    assert (r32.ann_correct, r32.snn_correct) == (2, 1)
+
+
+def test_a_level_both_float32_networks_round_alike_is_no_boundary_case():
+    """Boundary cases compare the SNN with its ANN in the same dtype: an input whose level
+    float32 moves in the ANN and in the SNN alike (here the input layer, which computes the
+    ANN's own formula) is converted exactly and is not counted."""
     net = nn.Sequential(nn.Linear(2, 1, bias=False), QCFS(1, 1.0), nn.Linear(1, 2))
     with torch.no_grad():
         net[0].weight.fill_(1.0)
         net[2].weight.copy_(torch.tensor([[1.0], [-1.0]]))
         net[2].bias.copy_(torch.tensor([0.0, 0.5]))
-    # z = 0.5 − 2⁻²⁵ is just below the boundary 0.5 (level 0), but in float32 the membrane
-    # θ*/2 + z = 1 − 2⁻²⁵ rounds to 1.0 and the neuron fires.
+    # z = 0.5 − 2⁻²⁵ is just below the boundary 0.5 (level 0), but in float32 z + ½ rounds
+    # to 1.0: the float32 ANN and the SNN's input layer both compute level 1.
     x = torch.tensor([[0.5 - 2**-25, 0.0], [0.1, 0.0]])
     y = torch.tensor([1, 1])
     r32 = evaluate_equivalence(net.eval(), [(x, y)], dtype=torch.float32)
     r64 = evaluate_equivalence(net.eval(), [(x, y)], dtype=torch.float64)
-    assert (r32.boundary_cases, r64.boundary_cases) == (1, 0)
-    assert r64.snn_correct == 2 and r32.snn_correct == 1
+    assert (r32.boundary_cases, r32.agreement, r64.boundary_cases, r64.agreement) == (0, 2, 0, 2)
+    assert r64.snn_correct == 2 and r32.snn_correct == r32.ann_correct == 1
+
+
+def nonfinite_model() -> nn.Module:
+    """The ResidualMaxPoolNet whose classifier gives class 3 a NaN logit and class 7 +inf."""
+    m = model()
+    with torch.no_grad():
+        m.fc2.weight[3] = float("nan")
+        m.fc2.bias[7] = float("inf")
+    return m
+
+
+def test_nonfinite_logits_never_agree_and_are_reported():
+    data = batches(n=64)
+    result = evaluate_equivalence(nonfinite_model(), data, dtype=torch.float64)
+    assert result.images == 64 and result.nonfinite_outputs == 64
+    assert result.agreement == 0 and result.ann_correct == result.snn_correct == 0
+    assert result.unexplained_disagreements == 64 and result.boundary_cases == 0
+    assert result.max_abs_logit_diff == 0.0  # over finite outputs only: there are none
+    assert result.as_dict()["nonfinite_outputs"] == 64
+
+
+def test_nonfinite_logits_in_some_images_only():
+    m = model()
+    with torch.no_grad():  # logit 2 overflows to +inf on the images where unit 1 fires
+        m.fc2.weight[2] = 0.0
+        m.fc2.weight[2, 1] = 1e37
+        m.fc2.bias[2] = 3.4e38
+    data = batches(n=64)
+    result = evaluate_equivalence(m, data, dtype=torch.float32)
+    from pascal_snn import convert
+
+    snn = convert(m)
+    with torch.no_grad():
+        ann_out = torch.cat([m(x) for x, _ in data])
+        snn_out = torch.cat([snn(x) for x, _ in data])
+    finite = torch.isfinite(ann_out).all(1) & torch.isfinite(snn_out).all(1)
+    bad = int((~finite).sum())
+    assert 0 < bad < 64, bad  # some inputs overflow, some do not: the case is not vacuous
+    assert result.nonfinite_outputs == bad
+    assert result.agreement == int((finite & (ann_out.argmax(1) == snn_out.argmax(1))).sum())
+    assert result.max_abs_logit_diff < float("inf")
+
+
+def test_vanilla_sweep_counts_nonfinite_outputs_as_wrong():
+    data = batches(n=64)
+    sweep = sweep_vanilla(nonfinite_model().double(), data, [1, 4], dtype=torch.float64)
+    assert sweep.nonfinite == [64, 64] and sweep.ann_nonfinite == 64
+    assert sweep.correct == [0, 0] and sweep.agreement == [0, 0] and sweep.ann_correct == 0
+
+
+def test_one_pass_runs_the_ann_once_per_batch_and_traces_once(monkeypatch):
+    """evaluate(): one trace for both networks, one ANN forward per batch."""
+    from torch import fx
+
+    import pascal_snn.evaluation as evaluation
+    from pascal_snn.evaluation import evaluate
+
+    traces, forwards = [], []
+    original_trace, original_cast = fx.Tracer.trace, evaluation._cast
+
+    def counting_trace(self, *args, **kwargs):
+        traces.append(1)
+        return original_trace(self, *args, **kwargs)
+
+    def counting_cast(*args, **kwargs):
+        ann = original_cast(*args, **kwargs)
+        ann.register_forward_pre_hook(lambda _m, _i: forwards.append(1))
+        return ann
+
+    monkeypatch.setattr(fx.Tracer, "trace", counting_trace)
+    monkeypatch.setattr(evaluation, "_cast", counting_cast)
+    m = model()
+    data = batches(n=96)
+    both = evaluate(m, data, timesteps=[1, 4])
+    assert len(forwards) == 3 and len(traces) == 1  # the trace of the conversion, shared
+    assert both.pasc is not None and both.vanilla is not None
+    monkeypatch.setattr(fx.Tracer, "trace", original_trace)
+    monkeypatch.setattr(evaluation, "_cast", original_cast)
+    assert both.pasc == evaluate_equivalence(m, data)
+    assert both.vanilla == sweep_vanilla(m, data, [1, 4], dtype=torch.float64)
 
 
 def test_vanilla_agreement_counts_match_direct_comparison():

@@ -87,3 +87,51 @@ def test_the_converted_input_layer_matches_the_float32_ann_exactly():
     assert torch.equal(levels["snn"], levels["ann"])
     assert int(layer.samples) == 8 and int(layer.output_spikes) == int(levels["ann"].sum())
     assert float((out - ann).abs().max()) < 1e-5
+
+
+def same_bits(a: torch.Tensor, b: torch.Tensor) -> bool:
+    view = {torch.float32: torch.int32, torch.float64: torch.int64}[a.dtype]
+    return a.dtype == b.dtype and torch.equal(a.view(view), b.view(view))
+
+
+SPECIAL = [0.0, -0.0, 1e-45, -1e-45, 5e-324, 1e30, -1e30, float("inf"), float("-inf")]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernel_equals_torch_bit_for_bit_on_every_variant(dtype):
+    """The input layer's C kernel and its torch path: the same train (bits, sign of zero) and
+    the same totals, near boundaries and on special values, at 1–3 threads per variant."""
+    from pascal_snn import kernel
+    from pascal_snn.neuron import _input_train_torch, _spike_value
+
+    g = torch.Generator().manual_seed(2)
+    variants = 0
+    for case in range(30):
+        L = int(torch.randint(1, 17, (1,), generator=g))
+        theta = torch.tensor(float(torch.empty(1).uniform_(0.01, 10, generator=g)))
+        x = adversarial(float(theta), L, dtype, 1500, g).reshape(1, 3, 500)
+        x[0, 0, : len(SPECIAL)] = torch.tensor(SPECIAL, dtype=dtype)
+        if case % 2:
+            x = x.transpose(1, 2)  # a step in another dense layout
+        train, totals = _input_train_torch(x, theta, L)
+        spike = _spike_value(theta, L, dtype)
+        for tuning in [kernel.Tuning(k, t, grain=1) for k in kernel.variants() for t in (1, 2, 3)]:
+            got = kernel.pasc_input(x[0], float(theta.to(dtype)), L, spike, tuning)
+            assert got is not None
+            variants += 1
+            assert same_bits(got[0], train), (tuning, L)
+            assert got[0].stride()[1:] == x.stride()[1:]
+            assert got[1] == tuple(int(v) for v in totals), (tuning, L)
+    assert variants == 30 * 3 * len(kernel.variants())
+
+
+def test_nan_input_is_left_to_torch():
+    from pascal_snn import kernel
+    from pascal_snn.neuron import _input_train_torch
+
+    x = torch.tensor([[0.3, float("nan"), 2.0]])
+    theta = torch.tensor(1.0)
+    assert kernel.pasc_input(x[0], 1.0, 4, 0.25) is None
+    train, counts = pasc_if_input(x, theta, 4)
+    expected, totals = _input_train_torch(x, theta, 4)
+    assert same_bits(train, expected) and int(counts.excitatory) == int(totals[0])

@@ -1,7 +1,7 @@
 """The optional C kernel (pascal_snn/_kernel.c): built, loaded, refusing what it cannot run.
 
 Its results are tested against the references where they are used: the IF neuron in
-test_fused.py, QCFS in test_qcfs.py, the AL histogram in test_al_streaming.py.
+test_neuron.py, QCFS in test_qcfs.py, the AL histogram in test_al_streaming.py.
 """
 
 import shutil

@@ -270,3 +270,75 @@ def test_channels_last_and_half_precision_inference():
         for dtype in (torch.float16, torch.bfloat16):
             h = x.to(dtype)
             assert torch.equal(act(h), as_written_before(h, act.theta.to(dtype), 4))
+
+
+def test_qcfs_layers_traces_once_per_structure(monkeypatch):
+    """The forward order is traced once and kept on the model until its module tree changes."""
+    from torch import fx
+
+    calls = []
+    original = fx.Tracer.trace
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fx.Tracer, "trace", counting)
+    model = OutOfOrder()
+    for _ in range(3):
+        assert [name for name, _ in qcfs_layers(model)] == ["early", "late"]
+        set_levels(model, [2, 3])
+    assert len(calls) == 1
+    model.fc = nn.Sequential(nn.Linear(4, 4))  # a new module tree: traced again
+    assert [name for name, _ in qcfs_layers(model)] == ["early", "late"]
+    assert len(calls) == 2
+    import copy
+    import pickle
+
+    twin = copy.deepcopy(model)  # same tree: the copy keeps the order
+    assert [name for name, _ in qcfs_layers(twin)] == ["early", "late"] and len(calls) == 2
+    assert [n for n, _ in qcfs_layers(pickle.loads(pickle.dumps(twin)))] == ["early", "late"]
+
+
+class Untraceable(nn.Module):
+    """Data-dependent control flow: fx cannot trace it; registration order is the answer."""
+
+    def __init__(self):
+        super().__init__()
+        self.first, self.second = QCFS(2), QCFS(3)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.second(self.first(x))
+        return self.first(x)
+
+
+def test_qcfs_layers_falls_back_to_registration_order_once(monkeypatch):
+    from torch import fx
+
+    calls = []
+    original = fx.Tracer.trace
+
+    def counting(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(fx.Tracer, "trace", counting)
+    model = Untraceable()
+    for _ in range(2):
+        assert [name for name, _ in qcfs_layers(model)] == ["first", "second"]
+    assert len(calls) == 1  # the failed trace is not retried while the tree is the same
+
+
+def test_qcfs_does_not_import_graph():
+    """No import cycle: graph.py imports qcfs.py, never the other way (not even locally)."""
+    import ast
+    import inspect
+
+    import pascal_snn.qcfs as module
+
+    tree = ast.parse(inspect.getsource(module))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert "pascal_snn" in imported  # (from pascal_snn import kernel): the walk sees imports
+    assert not any(name and name.startswith("pascal_snn.graph") for name in imported)

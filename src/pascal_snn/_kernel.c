@@ -1,4 +1,5 @@
-/* Single-pass CPU kernels of pascal-snn: the PASC IF neuron, QCFS and the AL level histogram.
+/* Single-pass CPU kernels of pascal-snn: the PASC and vanilla IF neurons, QCFS and the AL level
+ * histogram.
  *
  * Plain C11 with POSIX threads: no Python or torch headers, so it builds in about a second
  * with any C compiler and needs no torch at build time. Python loads the shared library with
@@ -60,7 +61,7 @@ static void chunk_bounds(int64_t n, int used, int64_t *bounds) {
 }
 
 /* The library's interface version, checked by the loader. */
-int pascal_kernel_version(void) { return 2; }
+int pascal_kernel_version(void) { return 3; }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define PASCAL_X86 1

@@ -207,6 +207,148 @@ int FN(pasc_if)(const REAL *x, int64_t t_in, int64_t n, REAL spike, int64_t L, i
     return 0;
 }
 
+/* ---- the input layer (paper Algorithm 2) on neurons [lo, hi) of x[n] ----------------------- */
+
+typedef struct {
+    const REAL *x;
+    REAL *train; /* [L][n] */
+    int64_t n, L, lo, hi;
+    REAL theta, levels, spike;
+    int64_t totals[2]; /* excitatory (= output), inhibitory */
+    int nan;           /* a NaN input was seen: nothing is valid, the caller uses torch */
+} FN(input_job);
+
+/* k = floor(x*L/theta + 1/2) as QCFS computes it (the ANN's own formula); count = clamp(k, 0, L);
+ * train[s] = [s < count]*spike; excitatory += count, inhibitory += clamp(-k, 0, L - 1). */
+static KERNEL_TARGET void FN(input_range)(FN(input_job) *job) {
+    const REAL theta = job->theta, levels = job->levels, spike = job->spike, zero = 0;
+    const REAL on = (REAL)1 * spike, off = (REAL)0 * spike;
+    const REAL *x = job->x;
+    const int64_t n = job->n, L = job->L;
+    int64_t exc = 0, inh = 0;
+    CINT nan = 0;
+    REAL counts[BLOCK];
+    for (int64_t j0 = job->lo; j0 < job->hi; j0 += BLOCK) {
+        const int64_t jn = job->hi - j0 < BLOCK ? job->hi - j0 : BLOCK;
+        for (int64_t j = 0; j < jn; j++) {
+            const REAL raw = FLOOR(x[j0 + j] * levels / theta + (REAL)0.5);
+            nan |= raw != raw;
+            const REAL k = raw == raw ? raw : zero; /* no NaN reaches an integer conversion */
+            const REAL c = k < zero ? zero : (k > levels ? levels : k);
+            const REAL m = -k < zero ? zero : (-k > levels - 1 ? levels - 1 : -k);
+            counts[j] = c;
+            exc += (int64_t)c;
+            inh += (int64_t)m;
+        }
+        for (int64_t s = 0; s < L; s++) {
+            REAL *out = job->train + s * n + j0;
+            const REAL step = (REAL)s;
+            for (int64_t j = 0; j < jn; j++)
+                out[j] = step < counts[j] ? on : off;
+        }
+    }
+    job->totals[0] = exc;
+    job->totals[1] = inh;
+    job->nan = nan != 0;
+}
+
+static void *FN(input_worker)(void *arg) {
+    FN(input_range)((FN(input_job) *)arg);
+    return NULL;
+}
+
+/* Returns 0; 1 when x holds a NaN (then nothing is valid); -1 when a thread did not start. */
+int FN(pasc_input)(const REAL *x, int64_t n, REAL theta, int64_t L, REAL spike, REAL *train,
+                   int64_t *totals, int threads, int64_t grain) {
+    FN(input_job) jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    const int used = split(n, threads, (1 + L) * (int64_t)sizeof(REAL), grain);
+    int64_t bounds[MAX_THREADS + 1];
+    chunk_bounds(n, used, bounds);
+    for (int i = 0; i < used; i++) {
+        FN(input_job) job = {x, train, n, L, bounds[i], bounds[i + 1], theta, (REAL)L, spike,
+                             {0, 0}, 0};
+        jobs[i] = job;
+    }
+    int started = 0, failed = 0;
+    for (int i = 1; i < used; i++) {
+        if (pthread_create(&ids[i], NULL, FN(input_worker), &jobs[i]) != 0) {
+            failed = 1;
+            break;
+        }
+        started = i;
+    }
+    if (!failed)
+        FN(input_range)(&jobs[0]);
+    for (int i = 1; i <= started; i++)
+        pthread_join(ids[i], NULL);
+    if (failed)
+        return -1;
+    totals[0] = totals[1] = 0;
+    int nan = 0;
+    for (int i = 0; i < used; i++) {
+        totals[0] += jobs[i].totals[0];
+        totals[1] += jobs[i].totals[1];
+        nan |= jobs[i].nan;
+    }
+    return nan ? 1 : 0;
+}
+
+/* ---- vanilla IF neuron (SPEC 4), one step, in place on the membrane ---------------------- */
+
+typedef struct {
+    const REAL *x;
+    REAL *mem, *out;
+    int64_t lo, hi;
+    REAL theta;
+} FN(vanilla_job);
+
+/* mem = mem + x; f = [mem >= theta]; mem = mem - f*theta; out = f*theta, as vanilla_if_step
+ * computes them (f a 0/1 REAL). out may be x itself: each element reads x before writing. */
+static KERNEL_TARGET void FN(vanilla_range)(FN(vanilla_job) *job) {
+    const REAL theta = job->theta;
+    const REAL *x = job->x;
+    REAL *mem = job->mem, *out = job->out;
+    for (int64_t i = job->lo; i < job->hi; i++) {
+        const REAL m = mem[i] + x[i];
+        const REAL f = m >= theta ? (REAL)1 : (REAL)0;
+        const REAL spike = f * theta;
+        mem[i] = m - spike;
+        out[i] = spike;
+    }
+}
+
+static void *FN(vanilla_worker)(void *arg) {
+    FN(vanilla_range)((FN(vanilla_job) *)arg);
+    return NULL;
+}
+
+int FN(vanilla_if)(const REAL *x, REAL *mem, REAL *out, int64_t n, REAL theta, int threads,
+                   int64_t grain) {
+    FN(vanilla_job) jobs[MAX_THREADS];
+    pthread_t ids[MAX_THREADS];
+    const int used = split(n, threads, 4 * (int64_t)sizeof(REAL), grain);
+    int64_t bounds[MAX_THREADS + 1];
+    chunk_bounds(n, used, bounds);
+    for (int i = 0; i < used; i++) {
+        FN(vanilla_job) job = {x, mem, out, bounds[i], bounds[i + 1], theta};
+        jobs[i] = job;
+    }
+    int started = 0, failed = 0;
+    for (int i = 1; i < used; i++) {
+        if (pthread_create(&ids[i], NULL, FN(vanilla_worker), &jobs[i]) != 0) {
+            failed = 1;
+            break;
+        }
+        started = i;
+    }
+    if (!failed)
+        FN(vanilla_range)(&jobs[0]);
+    for (int i = 1; i <= started; i++)
+        pthread_join(ids[i], NULL);
+    return failed ? -1 : 0;
+}
+
 /* ---- QCFS h = theta*clamp(floor(x*L/theta + 1/2)/L, 0, 1) and its backward --------------------------- */
 
 typedef struct {

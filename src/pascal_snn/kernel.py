@@ -1,4 +1,4 @@
-"""Single-pass CPU kernels for the IF neuron, QCFS and the AL level histogram (``_kernel.c``).
+"""Single-pass CPU kernels for the IF neurons, QCFS and the AL level histogram (``_kernel.c``).
 
 The C library is built at install time as an optional extension (``setup.py``); it has no
 Python or torch headers and is loaded here with :mod:`ctypes`. Each function below takes
@@ -19,6 +19,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import importlib.machinery
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -33,12 +34,14 @@ __all__ = [
     "library",
     "library_path",
     "pasc_if",
+    "pasc_input",
     "qcfs_backward",
     "qcfs_forward",
+    "vanilla_if",
     "variants",
 ]
 
-VERSION = 2  # pascal_kernel_version() of the C source this module was written for
+VERSION = 3  # pascal_kernel_version() of the C source this module was written for
 ISAS = ("base", "v2", "v3", "v4")  # x86-64 levels, in pascal_kernel_isa_supported() order
 GRAIN = 1 << 18  # bytes of input and output a thread gets at least (smaller: fewer threads)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -51,6 +54,8 @@ _SIGNATURES = {  # name: (argument types after the REAL-typed ones are filled in
     "qcfs_forward": ([_P, _P, _I64, "real", _I64, _INT, _I64], _INT),
     "qcfs_backward": ([_P, _P, _P, _I64, "real", _I64, _P, _INT, _I64], _INT),
     "level_histogram": ([_P, _I64, "real", _I64, _P, _INT, _I64], _I64),
+    "vanilla_if": ([_P, _P, _P, _I64, "real", _INT, _I64], _INT),
+    "pasc_input": ([_P, _I64, "real", _I64, "real", _P, _P, _INT, _I64], _INT),
 }
 
 
@@ -129,10 +134,13 @@ def available() -> bool:
 
 def _dense(t: torch.Tensor) -> bool:
     """True when ``t``'s elements fill its storage span without gaps or overlaps (any order)."""
-    if t.numel() == 0:
-        return True
+    return t.numel() == 0 or _dense_layout(t.shape, t.stride())
+
+
+def _dense_layout(shape: tuple[int, ...], strides: tuple[int, ...]) -> bool:
+    """:func:`_dense` for a shape and its strides (no tensor view needed)."""
     expected = 1
-    for stride, size in sorted((st, s) for s, st in zip(t.shape, t.stride()) if s != 1):
+    for stride, size in sorted((st, s) for s, st in zip(shape, strides) if s != 1):
         if stride != expected:
             return False
         expected *= size
@@ -187,19 +195,21 @@ def pasc_if(
     """
     if x.dim() < 1 or (k := _runs_on(tuning.kernels, x)) is None:
         return None
-    t_in, n = x.shape[0], x[0].numel()
-    if t_in < 1 or not _dense(x[0]) or (t_in > 1 and x.stride(0) != n):
+    t_in, step_shape, step_strides = x.shape[0], tuple(x.shape[1:]), tuple(x.stride()[1:])
+    n = math.prod(step_shape)
+    if t_in < 1 or n == 0 or not _dense_layout(step_shape, step_strides):
+        return None
+    if t_in > 1 and x.stride(0) != n:
         return None
     if t_in + steps + L >= 1 << 29:  # the float32 kernel counts spikes in 32-bit lanes
         return None
-    step_strides = x.stride()[1:]
     if out is not None:
         _check_out(out, x, L, n, step_strides)
     elif train:
-        out = torch.empty_strided((L, *x.shape[1:]), (n, *step_strides), dtype=x.dtype)
+        out = torch.empty_strided((L, *step_shape), (n, *step_strides), dtype=x.dtype)
     levels = None
     if count:
-        levels = torch.empty_strided(x.shape[1:], step_strides, dtype=torch.int64)
+        levels = torch.empty_strided(step_shape, step_strides, dtype=torch.int64)
     totals = (ctypes.c_int64 * 3)()
     rc = k.fn("pasc_if", x.dtype)(
         x.data_ptr(),
@@ -219,6 +229,38 @@ def pasc_if(
     return (out if train else None), levels, (totals[0], totals[1], totals[2])
 
 
+def pasc_input(
+    x: torch.Tensor, theta: float, L: int, spike: float, tuning: Tuning = DEFAULT
+) -> tuple[torch.Tensor, tuple[int, int, int]] | None:
+    """The input layer (paper Algorithm 2) on ``x``, one step ``[...]`` of real values.
+
+    ``k = floor(x·L/θ + ½)`` with QCFS's operations in its order; returns the thermometer
+    train of ``clamp(k, 0, L)`` (``[L, ...]``, values ``1·spike`` and ``0·spike``, each step
+    laid out like ``x``) and ``(excitatory, inhibitory, output)``: ``Σ clamp(k, 0, L)``,
+    ``Σ clamp(−k, 0, L − 1)`` and the excitatory total again. None if it cannot run here
+    (also when ``x`` holds a NaN: torch's result for it is torch's to define).
+    """
+    if (k := _runs_on(tuning.kernels, x)) is None or x.numel() == 0 or not _dense(x):
+        return None
+    n = x.numel()
+    train = torch.empty_strided((L, *x.shape), (n, *x.stride()), dtype=x.dtype)
+    totals = (ctypes.c_int64 * 2)()
+    rc = k.fn("pasc_input", x.dtype)(
+        x.data_ptr(),
+        n,
+        theta,
+        L,
+        spike,
+        train.data_ptr(),
+        ctypes.addressof(totals),
+        _threads(tuning.threads),
+        tuning.grain,
+    )
+    if rc != 0:
+        return None
+    return train, (totals[0], totals[1], totals[0])
+
+
 def _check_out(
     out: torch.Tensor, x: torch.Tensor, L: int, n: int, step_strides: tuple[int, ...]
 ) -> None:
@@ -230,11 +272,38 @@ def _check_out(
     size = x.element_size()
     x_lo, out_lo = x.data_ptr(), out.data_ptr()
     x_hi, out_hi = x_lo + x.shape[0] * n * size, out_lo + L * n * size
-    if out_lo == x_lo and out[0].stride() == x[0].stride():
+    if out_lo == x_lo:  # the same steps' layout (checked above): x itself
         if x.shape[0] < L:
             raise ValueError(f"the train of {L} steps does not fit in {x.shape[0]} input steps")
     elif out_lo < x_hi and x_lo < out_hi:
         raise ValueError("out overlaps x other than as x itself")
+
+
+def vanilla_if(
+    x: torch.Tensor,
+    mem: torch.Tensor,
+    theta: float,
+    out: torch.Tensor | None = None,
+    tuning: Tuning = DEFAULT,
+) -> torch.Tensor | None:
+    """One step of the vanilla IF neuron, ``mem`` updated in place; returns the spikes.
+
+    ``m = mem + x; f = [m ≥ θ]; mem ← m − f·θ; spikes = f·θ`` (``f`` 0 or 1 in ``x``'s dtype),
+    the operations of :func:`pascal_snn.neuron.vanilla_if_step`. ``mem`` and ``out`` must have
+    ``x``'s shape, dtype and layout; ``out`` may be ``x`` itself. None if it cannot run here.
+    """
+    if (k := _runs_on(tuning.kernels, x, mem)) is None or not _dense(x):
+        return None
+    if mem.shape != x.shape or mem.stride() != x.stride():
+        return None
+    if out is None:
+        out = torch.empty_like(x)
+    elif out.shape != x.shape or out.stride() != x.stride() or out.dtype != x.dtype:
+        raise ValueError(f"out must be {x.dtype} {tuple(x.shape)} laid out like x")
+    args = (x.data_ptr(), mem.data_ptr(), out.data_ptr(), x.numel(), theta)
+    if k.fn("vanilla_if", x.dtype)(*args, _threads(tuning.threads), tuning.grain) != 0:
+        return None
+    return out
 
 
 def qcfs_forward(

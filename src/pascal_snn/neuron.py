@@ -34,6 +34,9 @@ from pascal_snn import kernel
 
 __all__ = [
     "IFCounts",
+    "Totals",
+    "if_train_totals",
+    "input_train_totals",
     "pasc_if",
     "pasc_if_input",
     "pasc_if_reference",
@@ -41,6 +44,7 @@ __all__ = [
     "stage2_steps",
     "thermometer",
     "vanilla_if_step",
+    "vanilla_if_step_",
 ]
 
 
@@ -74,10 +78,16 @@ def thermometer(count: torch.Tensor, L: int, spike: torch.Tensor) -> torch.Tenso
 
 
 def _thermometer_float(
-    count: torch.Tensor, L: int, spike: float | torch.Tensor, dtype: torch.dtype
+    count: torch.Tensor,
+    L: int,
+    spike: float | torch.Tensor,
+    dtype: torch.dtype,
+    out: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``out[k] = spike·[k < count]``: one comparison per step written as 0/1, then one scale."""
-    out = torch.empty((L, *count.shape), dtype=dtype, device=count.device)
+    """``out[k] = spike·[k < count]``: one comparison per step written as 0/1, then one scale
+    (into ``out`` if given, ``[L, *count.shape]`` of ``dtype``)."""
+    if out is None:
+        out = torch.empty((L, *count.shape), dtype=dtype, device=count.device)
     for k in range(L):
         torch.gt(count, k, out=out[k])
     return out.mul_(spike)
@@ -215,26 +225,32 @@ def _pasc_if_torch(x: torch.Tensor, spike: float, L: int) -> tuple[torch.Tensor,
     return count.to(torch.int64), counts
 
 
-def pasc_if_train(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.Tensor, IFCounts]:
+def pasc_if_train(
+    x: torch.Tensor, theta: torch.Tensor, L: int, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, IFCounts]:
     """All three stages: the output train ``[L, ...]`` (values 0 and θ*) and the counts.
 
     Equal to ``thermometer(pasc_if(x, θ, L)[0], L, θ*)`` bit for bit, without the int64 count.
     The train has ``x``'s dtype and device; on the kernel path each of its steps also keeps
-    the memory layout of ``x``'s steps (e.g. channels-last).
+    the memory layout of ``x``'s steps (e.g. channels-last). ``out`` receives the train: laid
+    out like ``x``'s steps, one after another, and either disjoint from ``x`` or ``x[:L]`` itself
+    when ``T_in ≥ L`` (every neuron's inputs are read before its train is written).
     """
     spike = _spike_value(theta, L, x.dtype)
     if x.dim() > 0 and x.shape[0] > 0:
         steps = stage2_steps(x.shape[0], L)
-        fast = kernel.pasc_if(x.detach(), spike, L, steps, train=True, count=False)
+        fast = kernel.pasc_if(x.detach(), spike, L, steps, train=True, count=False, out=out)
         if fast is not None and fast[0] is not None:
             return fast[0], _kernel_counts(fast[2], x, L)
-    return _pasc_if_train_torch(x, spike, L)
+    return _pasc_if_train_torch(x, spike, L, out)
 
 
-def _pasc_if_train_torch(x: torch.Tensor, spike: float, L: int) -> tuple[torch.Tensor, IFCounts]:
+def _pasc_if_train_torch(
+    x: torch.Tensor, spike: float, L: int, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, IFCounts]:
     """:func:`pasc_if_train` by the torch path, whatever the device (the kernel's fallback)."""
-    count, counts = _stages(x, spike, L)
-    return _thermometer_float(count, L, spike, x.dtype), counts
+    count, counts = _stages(x, spike, L)  # reads all of x before out (maybe x[:L]) is written
+    return _thermometer_float(count, L, spike, x.dtype, out), counts
 
 
 def vanilla_if_step(
@@ -254,12 +270,32 @@ def vanilla_if_step(
     return fire * theta, mem
 
 
+def vanilla_if_step_(mem: torch.Tensor, x: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
+    """:func:`vanilla_if_step` with the membrane ``mem`` updated in place; returns the spikes.
+
+    Bit-identical to ``vanilla_if_step(mem, x, theta)``: on CPU float32/float64 one pass of the
+    C kernel (:func:`pascal_snn.kernel.vanilla_if`), elsewhere the same torch operations in
+    place. ``mem`` must have ``x``'s shape and dtype (start a run with
+    ``torch.full_like(x, 0.5) * θ``).
+    """
+    theta = theta.to(x.dtype)
+    if x.device.type == "cpu":
+        fast = kernel.vanilla_if(x.detach(), mem, float(theta))
+        if fast is not None:
+            return fast
+    mem.add_(x)
+    fire = (mem >= theta).to(x.dtype)
+    spikes = fire.mul_(theta)
+    mem.sub_(spikes)
+    return spikes
+
+
 def pasc_if_input(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.Tensor, IFCounts]:
     """The input layer (paper Algorithm 2): ``x`` is ``[1, ...]``, a real-valued train of one step.
 
-    The level is computed with the ANN's own QCFS formula, the same torch operations in the
-    same order as ``QCFS.forward`` (θ cast to ``x``'s dtype first), so it is bit-identical to
-    the ANN's first activation in every dtype:
+    The level is computed with the ANN's own QCFS formula, the same operations in the same
+    order as ``QCFS.forward`` (θ cast to ``x``'s dtype first), so it is bit-identical to the
+    ANN's first activation in every dtype:
 
         k = floor(x·L/θ + ½);    count = clamp(k, 0, L)
 
@@ -267,18 +303,52 @@ def pasc_if_input(x: torch.Tensor, theta: torch.Tensor, L: int) -> tuple[torch.T
     Spike statistics are those of Algorithm 1 with ``T_in = 1`` in exact arithmetic: after
     stage 1 the membrane is ``θ*/2 + x``, so stages 1–2 fire ``clamp(k, 0, L)`` excitatory and
     ``clamp(−k, 0, L − 1)`` inhibitory spikes; updates are ``1``, ``L − 1`` and ``L`` per neuron.
+    On CPU float32/float64 one pass of the C kernel (:func:`pascal_snn.kernel.pasc_input`).
     """
+    train, totals = input_train_totals(x, theta, L, _spike_value(theta, L, x.dtype))
+    exc, inh, out = (torch.as_tensor(v, dtype=torch.int64, device=x.device) for v in totals)
+    return train, _counts(exc, inh, out, 1, L, x[0].numel())
+
+
+Totals = tuple[int, int, int] | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+def input_train_totals(
+    x: torch.Tensor, theta: torch.Tensor, L: int, spike: float
+) -> tuple[torch.Tensor, Totals]:
+    """:func:`pasc_if_input` as the train and ``(excitatory, inhibitory, output)`` totals
+    (ints from the kernel, 0-d int64 tensors from torch); ``spike`` is ``_spike_value``'s θ*."""
+    if x.dim() > 1 and x.device.type == "cpu":
+        fast = kernel.pasc_input(x[0].detach(), float(theta.to(x.dtype)), L, spike)
+        if fast is not None:
+            return fast[0], fast[1]
+    return _input_train_torch(x, theta, L)
+
+
+def _input_train_torch(
+    x: torch.Tensor, theta: torch.Tensor, L: int
+) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """:func:`input_train_totals` by torch operations, whatever the device (the kernel's
+    fallback): QCFS.forward's own, in its order."""
     k = torch.floor(x[0] * L / theta.to(x.dtype) + 0.5)
     count = k.clamp(0, L)
-    n = x[0].numel()
     excitatory = count.to(torch.int64).sum()
     inhibitory = (-k).clamp(0, L - 1).to(torch.int64).sum()
-    counts = IFCounts(
-        excitatory=excitatory,
-        inhibitory=inhibitory,
-        output=excitatory.clone(),
-        updates_stage1=n,
-        updates_stage2=stage2_steps(1, L) * n,
-        updates_stage3=L * n,
-    )
-    return thermometer(count, L, (theta / L).to(x.dtype)), counts  # θ* as in pasc_if_train
+    # θ* as in pasc_if_train: (θ / L) in θ's dtype, then cast to the train's
+    train = thermometer(count, L, (theta / L).to(x.dtype))
+    return train, (excitatory, inhibitory, excitatory.clone())
+
+
+def if_train_totals(
+    x: torch.Tensor, spike: float, L: int, out: torch.Tensor | None = None
+) -> tuple[torch.Tensor, Totals]:
+    """:func:`pasc_if_train` with θ* given as ``spike`` (``_spike_value``'s), returning the
+    train and ``(excitatory, inhibitory, output)`` totals: ints from the kernel, 0-d int64
+    tensors from the torch path. What the PascIF layer calls, per part of a batch."""
+    if x.dim() > 0 and x.shape[0] > 0:
+        steps = stage2_steps(x.shape[0], L)
+        fast = kernel.pasc_if(x.detach(), spike, L, steps, train=True, count=False, out=out)
+        if fast is not None and fast[0] is not None:
+            return fast[0], fast[2]
+    train, c = _pasc_if_train_torch(x, spike, L, out)
+    return train, (c.excitatory, c.inhibitory, c.output)

@@ -14,13 +14,16 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torch import nn
+from torch import fx, nn
 
 from pascal_snn import kernel
 
 __all__ = [
     "QCFS",
+    "QCFSTracer",
     "clamp_thresholds",
+    "forward_module_order",
+    "keep_forward_order",
     "level_index",
     "qcfs_inference",
     "qcfs_layers",
@@ -158,19 +161,83 @@ def level_index(h: torch.Tensor, L: int, theta: torch.Tensor | float) -> torch.T
     return torch.round(h * L / theta).to(torch.int64)
 
 
+class QCFSTracer(fx.Tracer):
+    """An fx tracer that keeps QCFS (and every standard ``torch.nn`` layer) as one call."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, QCFS) or super().is_leaf_module(m, module_qualified_name)
+
+
+def forward_module_order(model: nn.Module) -> list[str] | None:
+    """Qualified names of the leaf modules in the order the forward pass first calls them
+    (one ``torch.fx`` trace), or None if the model cannot be traced symbolically."""
+    try:
+        graph = QCFSTracer().trace(model)
+    except Exception:  # untraceable user code: callers fall back to registration order
+        return None
+    return list(_call_order(graph))
+
+
+def _call_order(graph: fx.Graph) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            seen.setdefault(str(node.target), None)
+    return tuple(seen)
+
+
+_ORDER = "_pascal_qcfs_order"  # the model's cached (structure, QCFS names in forward order)
+
+
+def _structure(model: nn.Module) -> tuple[tuple[str, str, str | None], ...]:
+    """What a model's forward order can depend on, short of its Python code: every module's
+    qualified name and type (as text, so the model still pickles), and the code of any
+    ``fx.GraphModule`` in it (its type stays the same when its graph is rewritten)."""
+    return tuple(
+        (
+            name,
+            f"{type(m).__module__}.{type(m).__qualname__}",
+            m.code if isinstance(m, fx.GraphModule) else None,
+        )
+        for name, m in model.named_modules()
+    )
+
+
+def keep_forward_order(model: nn.Module, graph: fx.Graph) -> None:
+    """Remember ``graph``'s call order as ``model``'s forward order (see :func:`qcfs_layers`).
+
+    ``graph`` is a :class:`QCFSTracer` trace of ``model`` or of a copy with the same module
+    tree (the converter traces its own copy and hands its trace here, so that no one traces
+    the model a second time).
+    """
+    model.__dict__[_ORDER] = (_structure(model), _call_order(graph))
+
+
 def qcfs_layers(model: nn.Module) -> list[tuple[str, QCFS]]:
     """The model's QCFS modules as ``(name, module)`` in forward order.
 
-    Forward order is the order in which the modules run on an input; it is taken from a
-    ``torch.fx`` trace when the model traces, and falls back to registration order (which is
+    Forward order is the order in which the modules first run on an input; it is taken from
+    a ``torch.fx`` trace when the model traces, and falls back to registration order (which is
     the forward order for every model built by :mod:`pascal_snn.models`).
+
+    The trace runs once per model structure: its result is kept on the model itself (a plain
+    attribute, not in the state dict) with the module tree it was computed for (names, types,
+    and the code of fx GraphModules), and is recomputed whenever that tree changes (a module
+    added, removed or replaced by one of another type). A forward whose call order depends on
+    something else (a plain Python attribute it reads) is not seen: delete the attribute
+    ``_pascal_qcfs_order`` after changing such a switch.
     """
     named = [(n, m) for n, m in model.named_modules() if isinstance(m, QCFS)]
     if len(named) <= 1:
         return named
-    from pascal_snn.graph import forward_module_order  # local: fx tracing is optional here
-
-    order = forward_module_order(model)
+    structure = _structure(model)
+    cached = model.__dict__.get(_ORDER)
+    if cached is not None and cached[0] == structure:
+        order: tuple[str, ...] | None = cached[1]
+    else:
+        found = forward_module_order(model)
+        order = None if found is None else tuple(found)
+        model.__dict__[_ORDER] = (structure, order)
     if order is None:
         return named
     rank = {name: i for i, name in enumerate(order)}

@@ -9,12 +9,20 @@ lengths are fixed at conversion time, so every module knows the ``T`` of its inp
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
-from pascal_snn.neuron import pasc_if_input, pasc_if_train, vanilla_if_step
+from pascal_snn.neuron import (
+    Totals,
+    _spike_value,
+    if_train_totals,
+    input_train_totals,
+    stage2_steps,
+    vanilla_if_step_,
+)
 
 __all__ = [
     "ChannelAffine",
@@ -147,51 +155,109 @@ class PascIF(nn.Module):
     """The integer-exact PASC IF neuron layer (SPEC §3.2) on a folded train.
 
     Input ``[T_in·B, …]``; output ``[L·B, …]`` with every element in ``{0, θ*}`` and the first
-    ``clamp(count, 0, L)`` steps of each neuron spiking. Counts accumulate over forwards in
-    int64 buffers until :meth:`reset_stats`.
+    ``clamp(count, 0, L)`` steps of each neuron spiking. Counts accumulate over forwards (as
+    Python integers, exact at any size) until :meth:`reset_stats`; ``samples``,
+    ``excitatory``, ``inhibitory``, ``output_spikes`` (0-d) and ``updates`` (stages 1–3) read
+    them as int64 tensors.
+
+    ``overwrite``: the input is a fresh tensor no one else reads (the converter sets it for a
+    layer fed only by a convolution, linear layer, affine map or add), so when ``T_in ≥ L`` the
+    train is written over the input's first L steps instead of into new memory; the output is
+    then a view of the input. A forward hook on the layer before sees its output replaced.
     """
 
     theta: torch.Tensor
-    excitatory: torch.Tensor
-    inhibitory: torch.Tensor
-    output_spikes: torch.Tensor
-    updates: torch.Tensor
-    samples: torch.Tensor
 
-    def __init__(self, theta: torch.Tensor, L: int, t_in: int, from_image: bool = False) -> None:
+    def __init__(
+        self,
+        theta: torch.Tensor,
+        L: int,
+        t_in: int,
+        from_image: bool = False,
+        overwrite: bool = False,
+    ) -> None:
         super().__init__()
         self.register_buffer("theta", theta.detach().clone())
         self.L = L
         self.t_in = t_in
         self.from_image = from_image
+        self.overwrite = overwrite
         self.neurons = 0  # neurons per sample, known after the first forward
-        for name in ("excitatory", "inhibitory", "output_spikes", "samples"):
-            self.register_buffer(name, torch.zeros((), dtype=torch.int64), persistent=False)
-        self.register_buffer("updates", torch.zeros(3, dtype=torch.int64), persistent=False)
+        # samples, excitatory, inhibitory, output spikes, updates of stages 1, 2 and 3
+        self._stats = [0] * 7
+        # θ* per train dtype, with the θ it was computed from (its storage and version)
+        self._spikes: dict[torch.dtype, tuple[int, int, float]] = {}
 
     @property
     def spike(self) -> torch.Tensor:
         """θ* = θ / L, the value of one spike of this layer."""
         return self.theta / self.L
 
+    @property
+    def samples(self) -> torch.Tensor:
+        return torch.tensor(self._stats[0])
+
+    @property
+    def excitatory(self) -> torch.Tensor:
+        return torch.tensor(self._stats[1])
+
+    @property
+    def inhibitory(self) -> torch.Tensor:
+        return torch.tensor(self._stats[2])
+
+    @property
+    def output_spikes(self) -> torch.Tensor:
+        return torch.tensor(self._stats[3])
+
+    @property
+    def updates(self) -> torch.Tensor:
+        return torch.tensor(self._stats[4:7])
+
+    def _spike(self, dtype: torch.dtype) -> float:
+        """θ* rounded to ``dtype`` (``neuron._spike_value``), recomputed only when θ changes."""
+        key = (self.theta.data_ptr(), self.theta._version)
+        found = self._spikes.get(dtype)
+        if found is None or found[:2] != key:
+            found = (*key, _spike_value(self.theta, self.L, dtype))
+            self._spikes[dtype] = found
+        return found[2]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = unfold(x, self.t_in)
-        run = pasc_if_input if self.from_image else pasc_if_train
-        out, c = run(steps, self.theta, self.L)
-        self.neurons = steps[0, 0].numel()
-        self.samples += steps.shape[1]
-        self.excitatory += c.excitatory
-        self.inhibitory += c.inhibitory
-        self.output_spikes += c.output
-        self.updates[0] += c.updates_stage1
-        self.updates[1] += c.updates_stage2
-        self.updates[2] += c.updates_stage3
+        spike = self._spike(x.dtype)
+        if self.from_image:
+            out, totals = input_train_totals(steps, self.theta, self.L, spike)
+        elif self.overwrite and self.t_in >= self.L:
+            out, totals = if_train_totals(steps, spike, self.L, out=steps[: self.L])
+        else:
+            out, totals = if_train_totals(steps, spike, self.L)
+        self.record(steps, totals)
         return out.flatten(0, 1)
 
+    def record(self, steps: torch.Tensor, totals: Totals) -> None:
+        """Add one forward's counts: ``steps`` its input ``[T_in, B, …]``, ``totals`` its
+        ``(excitatory, inhibitory, output)`` spikes."""
+        batch, neurons = steps.shape[1], math.prod(steps.shape[2:])
+        if neurons != self.neurons:
+            self.neurons = neurons
+        stats, size = self._stats, batch * neurons
+        stats[0] += batch
+        stats[1] += int(totals[0])
+        stats[2] += int(totals[1])
+        stats[3] += int(totals[2])
+        stats[4] += size * self.t_in
+        stats[5] += size * stage2_steps(self.t_in, self.L)
+        stats[6] += size * self.L
+
     def reset_stats(self) -> None:
-        for buf in (self.excitatory, self.inhibitory, self.output_spikes, self.samples):
-            buf.zero_()
-        self.updates.zero_()
+        self._stats = [0] * 7
+
+    def saved_stats(self) -> tuple[int, ...]:
+        """The counts so far, for :meth:`restore_stats` (a forward that must not count)."""
+        return tuple(self._stats)
+
+    def restore_stats(self, saved: tuple[int, ...]) -> None:
+        self._stats = list(saved)
 
     def extra_repr(self) -> str:
         image = ", input layer (Algorithm 2)" if self.from_image else ""
@@ -201,7 +267,8 @@ class PascIF(nn.Module):
 class VanillaIF(nn.Module):
     """Plain IF neuron of the QCFS SNN baseline (SPEC §4), stepped one timestep per forward.
 
-    State (the membrane potential) lives in the module; :meth:`reset` starts a new run.
+    State (the membrane potential) lives in the module and is updated in place
+    (:func:`~pascal_snn.neuron.vanilla_if_step_`); :meth:`reset` starts a new run.
     """
 
     theta: torch.Tensor
@@ -215,8 +282,9 @@ class VanillaIF(nn.Module):
         self.mem = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, self.mem = vanilla_if_step(self.mem, x, self.theta)
-        return out
+        if self.mem is None or self.mem.shape != x.shape or self.mem.dtype != x.dtype:
+            self.mem = torch.full_like(x, 0.5) * self.theta.to(x.dtype)  # a new run
+        return vanilla_if_step_(self.mem, x, self.theta)
 
     def extra_repr(self) -> str:
         return f"theta={float(self.theta):.4g}"

@@ -27,13 +27,7 @@ from pascal_snn.distributed import (
     sharded_loader,
 )
 from pascal_snn.errors import ConfigError
-from pascal_snn.evaluation import (
-    EquivalenceResult,
-    VanillaSweep,
-    evaluate_equivalence,
-    first_reaching,
-    sweep_vanilla,
-)
+from pascal_snn.evaluation import EquivalenceResult, VanillaSweep, evaluate, first_reaching
 from pascal_snn.io import run_folder, write_json
 from pascal_snn.qcfs import qcfs_layers
 
@@ -140,21 +134,28 @@ def evaluate_checkpoint(args: argparse.Namespace, loaded: Loaded) -> Evaluation:
     loader = sharded_loader(test_set, args.batch_size)
     dtype, device, model = DTYPES[args.dtype], loaded.device, loaded.model
     pasc = vanilla = None
-    if args.mode in ("pasc", "both"):
-        batches = progress(loader, f"PASC and ANN, {args.dtype}")
-        pasc = evaluate_equivalence(
-            model, batches, dtype=dtype, device=device, reduce=all_reduce_sum
-        )
-        images, ann_accuracy = pasc.images, pasc.ann_accuracy
-    if args.mode in ("vanilla", "both"):
-        batches = progress(loader, f"vanilla IF up to T = {max(timesteps)}, {args.dtype}")
-        vanilla = sweep_vanilla(
-            model, batches, timesteps, dtype=dtype, device=device, reduce=all_reduce_sum
-        )
-        images, ann_accuracy = vanilla.images, vanilla.ann_accuracy
     if args.mode == "ann":
         correct, images = ann_counts(model, progress(loader, f"ANN, {args.dtype}"), dtype, device)
         ann_accuracy = correct / max(images, 1)
+    else:  # one pass over the data: the ANN once per batch, one trace for both networks
+        parts = {
+            "pasc": "ANN and PASC",
+            "vanilla": f"ANN and vanilla IF up to T = {max(timesteps)}",
+            "both": f"ANN, PASC and vanilla IF up to T = {max(timesteps)}",
+        }
+        result = evaluate(
+            model,
+            progress(loader, f"{parts[args.mode]}, {args.dtype}"),
+            pasc=args.mode in ("pasc", "both"),
+            timesteps=timesteps if args.mode in ("vanilla", "both") else None,
+            dtype=dtype,
+            device=device,
+            reduce=all_reduce_sum,
+        )
+        pasc, vanilla = result.pasc, result.vanilla
+        done = pasc if pasc is not None else vanilla
+        assert done is not None
+        images, ann_accuracy = done.images, done.ann_accuracy
     return Evaluation(
         checkpoint=str(args.checkpoint),
         dataset=loaded.info.name,
@@ -186,6 +187,8 @@ def print_report(result: Evaluation, console: Console | None = None) -> None:
         table.add_row("max |logit difference|", f"{pasc.max_abs_logit_diff:.3g}")
         table.add_row("level-boundary cases", str(pasc.boundary_cases))
         table.add_row("unexplained disagreements", str(pasc.unexplained_disagreements))
+        if pasc.nonfinite_outputs:
+            table.add_row("non-finite outputs (NaN/inf)", str(pasc.nonfinite_outputs))
     console.print(table)
     vanilla = result.vanilla
     if vanilla is not None:

@@ -26,7 +26,7 @@ from pascal_snn.convert.network import ConvertedNetwork, PascNetwork, VanillaNet
 from pascal_snn.convert.ops import SUPPORTED, Kind
 from pascal_snn.errors import ConversionError
 from pascal_snn.graph import trace
-from pascal_snn.qcfs import QCFS
+from pascal_snn.qcfs import QCFS, keep_forward_order
 
 __all__ = [
     "SUPPORTED",
@@ -127,6 +127,7 @@ def convert(
     ann = copy.deepcopy(model).eval()
     ann.requires_grad_(False)
     source = _trace(ann)
+    keep_forward_order(model, source.graph)  # qcfs_layers(model) need not trace it again
     check(source)
     net: PascNetwork | VanillaNetwork
     if mode is Mode.PASC:

@@ -5,11 +5,23 @@ max pooling window mixes), so a network annotates and rewrites its graph for eac
 input shape it meets: at conversion time for ``example_input``, otherwise on the first call
 with that shape (cached; a new shape gets its own build). Every check that needs no shape runs
 in :func:`pascal_snn.convert.convert` itself.
+
+On the CPU a batch runs in *parts*: consecutive groups of images small enough that the largest
+tensor of a part holds at most ``part_bytes`` (4 MiB: the size of the ANN's own activations
+for a batch of 64 small images). A PASC train of L steps for B images is L·B images, so
+without parts every tensor would be L times the ANN's; with them PASC's tensors are the size
+of the ANN's, its peak memory no longer grows with L, and glibc keeps reusing the same heap
+blocks instead of returning them to the OS and faulting them back on every forward (the cause
+of the spread in BENCHMARKS.md §5). Every operation of a converted network is per sample (the
+converter refuses anything that mixes the batch), so parts change no value except where a
+BLAS library picks another kernel for another batch size (not seen on the CPU for parts of 8
+images or more; a batch of one image can differ in the last bit, as it does for the ANN).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -38,22 +50,61 @@ def check_input(x: torch.Tensor) -> None:
         )
 
 
+PART_BYTES = 4 << 20  # default ``part_bytes``: the largest tensor one part may hold
+
+
 def _key(shape: Shape) -> str:
     return "x".join(str(s) for s in shape) or "scalar"
+
+
+def _largest(annotation: Annotation, steps: bool) -> int:
+    """Elements per image of the largest value in the annotated graph (times its train length
+    when ``steps``: a PASC train; the vanilla network holds one step at a time)."""
+    largest = 1
+    for node in annotation.graph.nodes:
+        i = node.meta.get("pascal")
+        if i is None:
+            continue
+        shapes = [i.shape] if i.shape is not None else list(i.parts or ())
+        for shape in shapes:
+            size = math.prod(shape) * ((i.t or 1) if steps else 1)
+            largest = max(largest, size)
+    return largest
 
 
 class ConvertedNetwork(nn.Module):
     """What both networks share: the traced ANN (``source``) and the builds per input shape."""
 
-    def __init__(self, source: fx.GraphModule) -> None:
+    def __init__(
+        self, source: fx.GraphModule, annotations: dict[Shape, Annotation] | None = None
+    ) -> None:
         super().__init__()
         self.source = source
         self.builds = nn.ModuleDict()
-        self._annotations: dict[Shape, Annotation] = {}
+        # per input shape; the annotation does not depend on the mode, so a PASC and a vanilla
+        # network of one trace may share this dict (PascNetwork.vanilla)
+        self._annotations: dict[Shape, Annotation] = {} if annotations is None else annotations
         self._current: Shape | None = None
+        self._largest: dict[Shape, int] = {}  # per input shape: see images_per_part
+        self.part_bytes: int | None = PART_BYTES
+        """On the CPU, the most bytes the largest tensor of one part of a batch may hold (see
+        the module docstring); None runs every batch whole. Other devices run batches whole."""
 
     def _build(self, annotation: Annotation) -> nn.Module:
         raise NotImplementedError
+
+    def _steps_in_tensors(self) -> bool:
+        """True when a value of train length T is one tensor of T steps (PASC)."""
+        raise NotImplementedError
+
+    def images_per_part(self, x: torch.Tensor) -> int:
+        """How many images of the batch ``x`` run together (all of them off the CPU)."""
+        images = max(int(x.shape[0]), 1)
+        if self.part_bytes is None or x.device.type != "cpu":
+            return images
+        size = x.element_size() if x.is_floating_point() else 4
+        per_image = self._largest[tuple(x.shape[1:])] * size
+        return min(images, max(1, self.part_bytes // per_image))
 
     def prepare(self, input_shape: Sequence[int], example: torch.Tensor | None = None) -> None:
         """Annotate and rewrite for inputs of per-sample shape ``input_shape`` (once per shape)
@@ -62,9 +113,12 @@ class ConvertedNetwork(nn.Module):
         key = _key(shape)
         if key not in self.builds:
             with torch.no_grad():
-                annotation = annotate(self.source, shape, example)
+                annotation = self._annotations.get(shape)
+                if annotation is None:
+                    annotation = annotate(self.source, shape, example)
                 build = self._build(annotation).eval()
             self._annotations[shape] = annotation
+            self._largest[shape] = _largest(annotation, self._steps_in_tensors())
             self.builds[key] = build
         self._current = shape
 
@@ -124,9 +178,16 @@ class PascNetwork(ConvertedNetwork):
     def _build(self, annotation: Annotation) -> nn.Module:
         return rewrite_pasc(self.source, annotation)
 
+    def _steps_in_tensors(self) -> bool:
+        return True
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self._for(x)(x)
-        return out
+        build = self._for(x)
+        n = self.images_per_part(x)
+        if n >= x.shape[0]:
+            out: torch.Tensor = build(x)
+            return out
+        return torch.cat([build(part) for part in torch.split(x, n)])
 
     @property
     def graph(self) -> fx.GraphModule:
@@ -157,6 +218,14 @@ class PascNetwork(ConvertedNetwork):
             if isinstance(module, PascIF):
                 module.reset_stats()
 
+    def vanilla(self, timesteps: int) -> VanillaNetwork:
+        """The vanilla IF baseline of the same ANN, sharing this network's trace and its
+        annotation per input shape (so no conversion step runs twice)."""
+        net = VanillaNetwork(self.source, timesteps, self._annotations)
+        if self._current is not None:
+            net.prepare(self._current)
+        return net.eval()
+
 
 class _VanillaBuild(nn.Module):
     """The image-only prefix (once per batch) and one time step of the rest."""
@@ -172,6 +241,23 @@ class _VanillaBuild(nn.Module):
                 module.reset()
 
 
+def _run_steps(build: _VanillaBuild, x: torch.Tensor, at: list[int]) -> torch.Tensor:
+    """One run of ``at[-1]`` steps from rest: the mean output over steps 1 … t for t in ``at``."""
+    build.reset()
+    total: torch.Tensor | None = None
+    means: list[torch.Tensor] = []
+    try:
+        image_part = build.prefix(x)
+        for t in range(1, at[-1] + 1):
+            out = build.step(*image_part)
+            total = out if total is None else total + out
+            if t == at[len(means)]:
+                means.append(total / t)
+    finally:
+        build.reset()
+    return torch.stack(means)
+
+
 class VanillaNetwork(ConvertedNetwork):
     """The QCFS-paper SNN baseline: plain IF neurons, ``timesteps`` steps, image every step.
 
@@ -179,31 +265,41 @@ class VanillaNetwork(ConvertedNetwork):
     returns, from one run, the mean over the first ``t`` steps for every ``t ≤ T``.
     """
 
-    def __init__(self, source: fx.GraphModule, timesteps: int) -> None:
-        super().__init__(source)
+    def __init__(
+        self,
+        source: fx.GraphModule,
+        timesteps: int,
+        annotations: dict[Shape, Annotation] | None = None,
+    ) -> None:
+        super().__init__(source, annotations)
         self.timesteps = timesteps
 
     def _build(self, annotation: Annotation) -> nn.Module:
         prefix, step = split_prefix(rewrite_vanilla(self.source, annotation))
         return _VanillaBuild(prefix, step)
 
+    def _steps_in_tensors(self) -> bool:
+        return False
+
     def prefix_logits(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
         """``[T, B, classes]``: row ``t−1`` is the mean output over steps ``1 … t``."""
+        steps = timesteps or self.timesteps
+        return self.logits_at(x, range(1, steps + 1))
+
+    def logits_at(self, x: torch.Tensor, steps: Iterable[int]) -> torch.Tensor:
+        """``[len(steps), B, classes]``: the mean output over steps ``1 … t`` for each ``t`` of
+        ``steps`` (from one run of ``max(steps)`` steps; rows equal those of
+        :meth:`prefix_logits`)."""
+        given = list(steps)
+        at = sorted({int(t) for t in given})
+        if not at or at[0] < 1:
+            raise ValueError(f"steps must be integers >= 1, got {given}")
         build = self._for(x)
         assert isinstance(build, _VanillaBuild)
-        steps = timesteps or self.timesteps
-        build.reset()
-        total: torch.Tensor | None = None
-        means = []
-        try:
-            image_part = build.prefix(x)
-            for t in range(1, steps + 1):
-                out = build.step(*image_part)
-                total = out if total is None else total + out
-                means.append(total / t)
-        finally:
-            build.reset()
-        return torch.stack(means)
+        n = self.images_per_part(x)
+        if n >= x.shape[0]:
+            return _run_steps(build, x, at)
+        return torch.cat([_run_steps(build, part, at) for part in torch.split(x, n)], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prefix_logits(x)[-1]

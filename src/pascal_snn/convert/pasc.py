@@ -22,7 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_linear_bn_eval
 
 from pascal_snn.convert.annotate import Annotation, info
 from pascal_snn.convert.build import Rewrite, share
-from pascal_snn.convert.ops import SUB_FUNCTIONS, refuse
+from pascal_snn.convert.ops import SUB_FUNCTIONS, Kind, refuse
 from pascal_snn.errors import ConversionError
 from pascal_snn.qcfs import QCFS
 from pascal_snn.spiking import (
@@ -38,6 +38,9 @@ from pascal_snn.spiking import (
 )
 
 __all__ = ["rewrite_pasc"]
+
+
+FRESH = (Kind.MATMUL, Kind.AFFINE, Kind.ADD)  # kinds whose result is a new tensor, never a view
 
 
 def _data(node: fx.Node) -> fx.Node:
@@ -66,8 +69,11 @@ class _Pasc(Rewrite):
         assert isinstance(module, QCFS)
         i = info(node)
         assert i.t_in is not None
-        from_image = i.t_in == 1 and info(_data(node)).image
-        self.place(node, PascIF(module.theta.detach(), module.L, i.t_in, from_image))
+        data = _data(node)
+        from_image = i.t_in == 1 and info(data).image
+        # a fresh tensor only this neuron reads: its train may be written over it
+        overwrite = len(data.users) == 1 and info(data).kind in FRESH
+        self.place(node, PascIF(module.theta.detach(), module.L, i.t_in, from_image, overwrite))
 
     def _matmul(self, node: fx.Node) -> None:
         module = self.module(node)

@@ -103,17 +103,12 @@ def _forward_real(model: nn.Module, shape: Sequence[int], ref: torch.Tensor | No
     """One forward of a zero image (for modules that compute on host values, e.g. PascIF)."""
     device = ref.device if ref is not None else torch.device("cpu")
     dtype = ref.dtype if ref is not None and ref.is_floating_point() else torch.float32
-    counters = [
-        (m, {k: b.clone() for k, b in m.named_buffers()})
-        for m in model.modules()
-        if isinstance(m, PascIF)
-    ]
+    counters = [(m, m.saved_stats()) for m in model.modules() if isinstance(m, PascIF)]
     try:
         model(torch.zeros((1, *shape), dtype=dtype, device=device))
     finally:  # the trace run must not show up in a converted network's spike counters
         for module, saved in counters:
-            for k, value in saved.items():
-                getattr(module, k).copy_(value)
+            module.restore_stats(saved)
 
 
 def layer_table(model: nn.Module, input_shape: Sequence[int]) -> list[LayerRow]:
