@@ -7,8 +7,9 @@
 #   uniform L ∈ {1, 2, 4, 8}
 #   Algorithm 4 plans χ = 2 {1,4}, χ = 3 {1,2,4} (phase 0: the uniform L = 4 run of that seed)
 #                     χ = 2 {2,8}, χ = 3 {2,4,8} (phase 0: the uniform L = 8 run of that seed)
-# An AL run's phase 1 gets EPOCHS more epochs on top of its phase 0 (Algorithm 4 as the paper
-# runs it), so AL models have seen twice the training of the uniform ones: stated with the figures.
+# An AL run trains its own model from scratch for EPOCHS epochs (uniform L for 2/3 of them, then
+# the per-layer L: Algorithm 4), the uniform runs' budget; its plan comes from the statistics of
+# the uniform run of its seed (phase 0, passed with --init-checkpoint).
 # Every run folder resumes (--resume) if the script is stopped and started again; finished runs
 # are skipped. One torch thread per run (THREADS, default 1).
 #
