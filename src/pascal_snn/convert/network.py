@@ -31,7 +31,7 @@ from pascal_snn.convert.annotate import Annotation, annotate
 from pascal_snn.convert.pasc import rewrite_pasc
 from pascal_snn.convert.vanilla import rewrite_vanilla, split_prefix
 from pascal_snn.errors import DataError
-from pascal_snn.spiking import MatMulLayer, PascIF, VanillaIF
+from pascal_snn.spiking import MatMulLayer, PascIF, VanillaIF, refuse_tracing
 
 __all__ = ["ConvertedNetwork", "PascNetwork", "VanillaNetwork", "check_input"]
 
@@ -142,6 +142,7 @@ class ConvertedNetwork(nn.Module):
         return self.builds[_key(self._shape())]
 
     def _for(self, x: torch.Tensor) -> nn.Module:
+        refuse_tracing()  # before anything reads the input's shape as Python numbers
         check_input(x)
         shape = tuple(x.shape[1:])
         if self._current != shape:
