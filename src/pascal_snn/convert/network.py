@@ -21,6 +21,7 @@ images or more; a batch of one image can differ in the last bit, as it does for 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -162,6 +163,23 @@ class ConvertedNetwork(nn.Module):
                 if isinstance(module, kind):
                     out.append((str(node.target), module))
         return out
+
+    def built_shapes(self) -> list[Shape]:
+        """The per-sample input shapes this network has built layers for, in build order."""
+        return list(self._largest)
+
+    @property
+    def current_shape(self) -> Shape | None:
+        """The per-sample input shape of the current build (None before the first input)."""
+        return self._current
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write this network to ``path`` as plain data (atomically); load it again with
+        :func:`pascal_snn.load_snn`. The format is described in
+        :mod:`pascal_snn.convert.serialize`; spike statistics are not saved."""
+        from pascal_snn.convert.serialize import save_network  # it imports this module
+
+        save_network(self, path)
 
     def train(self: Any, mode: bool = True) -> Any:
         if mode:
