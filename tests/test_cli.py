@@ -1,5 +1,5 @@
-"""The ``pascal-snn`` command line, as a user runs it (a subprocess for evaluate and the demo)
-and in-process for the rest; every command on the one shared trained run."""
+"""The ``pascal-snn`` command line, as a user runs it (a subprocess for evaluate, convert and
+the demo) and in-process for the rest; every command on the one shared trained run."""
 
 import json
 import re
@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from pascal_snn import __version__
+from pascal_snn import __version__, convert, load_snn
 from pascal_snn.checkpoint import load_model
 from pascal_snn.cli import main
 from pascal_snn.data import build_datasets
@@ -115,19 +115,19 @@ def test_demo_quick(tmp_path):
 def test_help_lists_every_command_and_version(capsys):
     assert main(["--help"]) == 0
     listed = re.findall(r"^    (\w+) ", capsys.readouterr().out, flags=re.MULTILINE)
-    assert listed == ["train", "evaluate", "al", "energy", "demo"]
+    assert listed == ["train", "evaluate", "convert", "al", "energy", "demo"]
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.strip() == f"pascal-snn {__version__}"
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "al", "energy", "demo"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "convert", "al", "energy", "demo"])
 def test_help_has_no_raw_markup(command, capsys):
     assert main([command, "--help"]) == 0
     text = capsys.readouterr().out
     assert "``" not in text and ":func:" not in text and ":class:" not in text
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "al", "energy", "demo"])
+@pytest.mark.parametrize("command", ["train", "evaluate", "convert", "al", "energy", "demo"])
 def test_every_command_takes_threads(command, capsys):
     assert main([command, "--help"]) == 0
     assert re.search(r"--threads THREADS\s+torch CPU threads \(default 1", capsys.readouterr().out)
@@ -141,3 +141,67 @@ def test_threads_apply_to_the_run(trained_run, tmp_path, capsys):
     finally:
         torch.set_num_threads(1)
     capsys.readouterr()
+
+
+def test_convert_saves_a_network_that_loads_and_equals_a_fresh_conversion(trained_run, tmp_path):
+    out = tmp_path / "nets" / "snn.pt"
+    done = cli("convert", "--checkpoint", trained_run / "last.pt", "--out", out)
+    levels = ",".join(map(str, TRAINED_LEVELS))
+    assert (
+        f"{out.stat().st_size:,} bytes" in done.stdout and f"per-layer L: {levels}" in done.stdout
+    )
+    assert [p.name for p in out.parent.iterdir()] == ["snn.pt"]  # no lock or temporary file
+    model, checkpoint = load_model(trained_run / "last.pt")
+    x = torch.randn(6, *checkpoint["dataset"]["input_shape"], dtype=torch.float64)
+    snn = load_snn(out)
+    assert [layer.L for _, layer in snn.if_layers()] == TRAINED_LEVELS
+    assert torch.equal(snn(x), convert(model.double())(x))
+
+
+def test_convert_vanilla_in_float32(trained_run, tmp_path, capsys):
+    out = tmp_path / "vanilla.pt"
+    args = ["convert", "--checkpoint", str(trained_run / "last.pt"), "--out", str(out)]
+    assert main([*args, "--mode", "vanilla", "--timesteps", "3", "--dtype", "float32"]) == 0
+    assert "4 IF layers, 3 timesteps" in capsys.readouterr().out
+    model, checkpoint = load_model(trained_run / "last.pt")
+    x = torch.randn(6, *checkpoint["dataset"]["input_shape"])
+    snn = load_snn(out)
+    assert snn.timesteps == 3 and torch.equal(snn(x), convert(model, "vanilla", 3)(x))
+
+
+def refused_in_one_line(args, pattern, capsys):
+    assert main([str(a) for a in args]) == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith("pascal-snn convert: error: ") and re.search(pattern, lines[0])
+
+
+def test_convert_refuses_bad_input_before_any_work_and_writes_nothing(
+    trained_run, tmp_path, monkeypatch, capsys
+):
+    import pascal_snn.commands.convert as convert_command
+
+    ckpt = trained_run / "last.pt"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a checkpoint")
+    real_load = convert_command.load_model
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the work started before the options were checked")
+
+    monkeypatch.setattr(convert_command, "load_model", no_work)
+    for args, pattern in [
+        (["--out", blocker / "sub" / "snn.pt"], r"'.*a-file' is a file; choose another --out"),
+        (["--out", tmp_path], r"is a folder; give a file name"),
+        (["--out", ckpt], r"is the checkpoint itself"),
+        (["--out", tmp_path / "v.pt", "--mode", "vanilla"], r"needs --timesteps"),
+        (["--out", tmp_path / "p.pt", "--timesteps", "4"], r"applies to --mode vanilla"),
+    ]:
+        refused_in_one_line(["convert", "--checkpoint", ckpt, *args], pattern, capsys)
+    monkeypatch.setattr(convert_command, "load_model", real_load)
+    args = ["convert", "--checkpoint", bad, "--out", tmp_path / "out" / "snn.pt"]
+    refused_in_one_line(args, r"not a PyTorch checkpoint", capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "bad.pt"]

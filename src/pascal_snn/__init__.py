@@ -3,11 +3,13 @@
 Train with :class:`QCFS` activations, then :func:`convert` the model: the PASC spiking network
 gives the ANN's logits with T = L timesteps per layer. A ReLU model of your own (torchvision's
 included): :func:`qcfsify` → :func:`load_relu_weights` → :func:`calibrate_thresholds` →
-fine-tune → :func:`convert`.
+fine-tune → :func:`convert`. ``snn.save(path)`` writes a converted network as plain data;
+:func:`load_snn` loads it.
 """
 
 from pascal_snn.calibration import calibrate_thresholds
 from pascal_snn.convert import Mode, PascNetwork, VanillaNetwork, convert
+from pascal_snn.convert.serialize import load_snn
 from pascal_snn.errors import (
     CheckpointError,
     ConfigError,
@@ -33,6 +35,7 @@ __all__ = [
     "calibrate_thresholds",
     "convert",
     "load_relu_weights",
+    "load_snn",
     "qcfs_layers",
     "qcfs_sites",
     "qcfsify",

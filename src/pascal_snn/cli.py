@@ -16,12 +16,12 @@ from collections.abc import Sequence
 import torch
 
 from pascal_snn import __version__
-from pascal_snn.commands import al, demo, energy, evaluate, train
+from pascal_snn.commands import al, convert, demo, energy, evaluate, train
 from pascal_snn.commands.args import Parser
 from pascal_snn.errors import PascalError
 
 # Each module defines ``add_parser(subparsers)`` and ``run(args) -> int``.
-COMMANDS = (train, evaluate, al, energy, demo)
+COMMANDS = (train, evaluate, convert, al, energy, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:

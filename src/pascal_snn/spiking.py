@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pascal_snn.errors import ConversionError
 from pascal_snn.neuron import (
     Totals,
     _spike_value,
@@ -30,6 +31,7 @@ __all__ = [
     "PascIF",
     "VanillaIF",
     "pad_train",
+    "refuse_tracing",
     "sum_steps",
     "train_add",
     "train_cat",
@@ -37,6 +39,29 @@ __all__ = [
     "train_shift",
     "train_sub",
 ]
+
+
+TRACING_REFUSED = (
+    "a converted spiking network cannot be traced, exported or compiled (torch.jit.trace, "
+    "torch.export, torch.compile): its IF layers run a C kernel on the tensors' raw memory, "
+    "which a trace does not record, so a traced graph would compute something else; run the "
+    "network as it is, and save it with snn.save(path) and load it with "
+    "pascal_snn.load_snn(path)"
+)
+
+
+def _compiling() -> bool:
+    is_compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return bool(is_compiling()) if is_compiling is not None else False
+
+
+def refuse_tracing() -> None:
+    """Raise :class:`~pascal_snn.errors.ConversionError` under ``torch.jit.trace``,
+    ``torch.export`` or ``torch.compile`` (see :data:`TRACING_REFUSED`): a spiking network
+    is exact when it runs eagerly, and a trace of it would not be."""
+    tracing = torch.jit.is_tracing()  # type: ignore[no-untyped-call]
+    if tracing or _compiling():
+        raise ConversionError(TRACING_REFUSED)
 
 
 def unfold(x: torch.Tensor, t: int) -> torch.Tensor:
@@ -223,6 +248,7 @@ class PascIF(nn.Module):
         return found[2]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        refuse_tracing()
         steps = unfold(x, self.t_in)
         spike = self._spike(x.dtype)
         if self.from_image:
@@ -282,6 +308,7 @@ class VanillaIF(nn.Module):
         self.mem = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        refuse_tracing()
         if self.mem is None or self.mem.shape != x.shape or self.mem.dtype != x.dtype:
             self.mem = torch.full_like(x, 0.5) * self.theta.to(x.dtype)  # a new run
         return vanilla_if_step_(self.mem, x, self.theta)

@@ -21,6 +21,7 @@ images or more; a batch of one image can differ in the last bit, as it does for 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -31,7 +32,7 @@ from pascal_snn.convert.annotate import Annotation, annotate
 from pascal_snn.convert.pasc import rewrite_pasc
 from pascal_snn.convert.vanilla import rewrite_vanilla, split_prefix
 from pascal_snn.errors import DataError
-from pascal_snn.spiking import MatMulLayer, PascIF, VanillaIF
+from pascal_snn.spiking import MatMulLayer, PascIF, VanillaIF, refuse_tracing
 
 __all__ = ["ConvertedNetwork", "PascNetwork", "VanillaNetwork", "check_input"]
 
@@ -142,6 +143,7 @@ class ConvertedNetwork(nn.Module):
         return self.builds[_key(self._shape())]
 
     def _for(self, x: torch.Tensor) -> nn.Module:
+        refuse_tracing()  # before anything reads the input's shape as Python numbers
         check_input(x)
         shape = tuple(x.shape[1:])
         if self._current != shape:
@@ -161,6 +163,23 @@ class ConvertedNetwork(nn.Module):
                 if isinstance(module, kind):
                     out.append((str(node.target), module))
         return out
+
+    def built_shapes(self) -> list[Shape]:
+        """The per-sample input shapes this network has built layers for, in build order."""
+        return list(self._largest)
+
+    @property
+    def current_shape(self) -> Shape | None:
+        """The per-sample input shape of the current build (None before the first input)."""
+        return self._current
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write this network to ``path`` as plain data (atomically); load it again with
+        :func:`pascal_snn.load_snn`. The format is described in
+        :mod:`pascal_snn.convert.serialize`; spike statistics are not saved."""
+        from pascal_snn.convert.serialize import save_network  # it imports this module
+
+        save_network(self, path)
 
     def train(self: Any, mode: bool = True) -> Any:
         if mode:
