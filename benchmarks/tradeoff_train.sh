@@ -3,7 +3,7 @@
 #
 # One model (cnn6: six QCFS layers, 28×28 Fashion-MNIST), one recipe sized for a 2-core CPU
 # (a seeded 12,000-image training subset, 6 epochs, SGD lr 0.05, batch 128, cosine, crop + flip,
-# 5,000 validation images held out of the rest of the training set), two seeds:
+# 5,000 validation images held out of the rest of the training set), three seeds:
 #   uniform L ∈ {1, 2, 4, 8}
 #   Algorithm 4 plans χ = 2 {1,4}, χ = 3 {1,2,4} (phase 0: the uniform L = 4 run of that seed)
 #                     χ = 2 {2,8}, χ = 3 {2,4,8} (phase 0: the uniform L = 8 run of that seed)
@@ -20,7 +20,7 @@ PASCAL=${PASCAL:-.venv/bin/pascal-snn}
 OUT=${OUT:-runs/tradeoff}
 EPOCHS=${EPOCHS:-6}
 TRAIN_IMAGES=${TRAIN_IMAGES:-12000}
-SEEDS=${SEEDS:-"0 1"}
+SEEDS=${SEEDS:-"0 1 2"}
 export OMP_NUM_THREADS=${THREADS:-1}
 COMMON=(--dataset fashion-mnist --model cnn6 --epochs "$EPOCHS" --train-images "$TRAIN_IMAGES"
   --lr 0.05 --batch-size 128)
