@@ -1,7 +1,7 @@
 """Accuracy against T_eff and energy: Adaptive Layerwise L against uniform L (issue 13 item 4).
 
 Reads the run folders that ``benchmarks/tradeoff_train.sh`` trains (cnn6 on Fashion-MNIST, the
-same recipe and epoch budget for every run, two seeds): uniform L ∈ {1, 2, 4, 8} and Algorithm 4
+same recipe and epoch budget for every run, three seeds): uniform L ∈ {1, 2, 4, 8} and Algorithm 4
 plans χ = 2 {1,4}, χ = 3 {1,2,4}, χ = 2 {2,8}, χ = 3 {2,4,8}. For each run's selected model
 (best validation epoch at its final levels):
 
@@ -72,7 +72,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         values = [r[key] for r in runs]
         return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
-    out: dict[str, Any] = {"seeds": len(runs)}
+    out: dict[str, Any] = {
+        "seeds": len(runs),
+        "agreement": sum(r["agreement"] for r in runs),
+        "images": sum(r["images"] for r in runs),
+        "levels": [r["levels"] for r in runs],
+    }
     for key in ("snn_accuracy", "t_eff", "energy_fp32", "energy_int8", "latency"):
         out[key], out[f"{key}_std"] = stats(key)
     return out
@@ -113,7 +118,7 @@ def figure(summary: dict[str, dict[str, Any]]) -> Any:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", default="runs/tradeoff")
-    parser.add_argument("--seeds", default="0,1")
+    parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--energy-images", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default="benchmarks/results/tradeoff_fashion_mnist.json")
@@ -137,11 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     command = shlex.join(["python", script, *(argv or sys.argv[1:])])
     write_json(Path(args.json), {"command": command, "summary": summary, "runs": per_run})
     save_figure(figure(summary), Path(args.figure))
-    print("| configuration | seeds | test accuracy (%) | T_eff | energy ratio FP32 | latency |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| configuration | per-layer L (each seed) | SNN = ANN (f64) | test accuracy (%) | T_eff "
+        "| energy ratio FP32 | latency |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for label, s in summary.items():
+        levels = " / ".join(",".join(map(str, plan)) for plan in s["levels"])
         print(
-            f"| {label} | {s['seeds']} | {100 * s['snn_accuracy']:.2f} ± "
+            f"| {label} | {levels} | {s['agreement']}/{s['images']} "
+            f"| {100 * s['snn_accuracy']:.2f} ± "
             f"{100 * s['snn_accuracy_std']:.2f} | {s['t_eff']:.2f} ± {s['t_eff_std']:.2f} "
             f"| {s['energy_fp32']:.2f} ± {s['energy_fp32_std']:.2f} | {s['latency']:.0f} |"
         )
