@@ -192,7 +192,7 @@ def test_a_failed_run_leaves_no_folder_behind(trained_run, tmp_path, monkeypatch
     def fail(*args, **kwargs):
         raise DataError("the data broke half-way")
 
-    monkeypatch.setattr(evaluate_command, "evaluate_equivalence", fail)
+    monkeypatch.setattr(evaluate_command, "evaluate", fail)
     out = tmp_path / "deep" / "eval"
     args = ["evaluate", "--checkpoint", trained_run / "last.pt", "--out", out]
     refused(args, r"broke half-way", capsys)
