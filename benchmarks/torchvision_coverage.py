@@ -11,13 +11,13 @@ What it checks, for every model of ``torchvision.models.list_models(module=torch
 Inputs are 32×32 (AlexNet 64×64, Inception v3 75×75: their smallest), torchvision's own stem,
 GoogLeNet / Inception v3 with ``aux_logits=False``; classifier sizes as torchvision builds them.
 
-Run (about 10 minutes on 2 CPU cores; every model is built once at full size):
+Run (every model is built once at full size):
 
     PYTHONPATH=src python benchmarks/torchvision_coverage.py --write docs/models.md
 
 ``--write`` replaces the table between the coverage markers in that file; without it the
 table is printed. ``--models resnet18,vgg11`` restricts the run. The table in docs/models.md
-was produced with the converter on main before the issue-11 rewrite; regenerate it after.
+comes from a full run (80 models, 86 minutes with one thread on a loaded 2-core Xeon).
 """
 
 from __future__ import annotations
