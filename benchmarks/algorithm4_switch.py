@@ -101,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     for label, switch in variants.items():
         net = copy.deepcopy(model)
         opt = torch.optim.SGD(net.parameters(), lr=0.02, momentum=0.9, weight_decay=5e-4)
-        opt.load_state_dict(optimizer.state_dict())  # the momentum of the run so far
+        # the momentum of the run so far, copied: load_state_dict keeps the very tensors of a
+        # state dict on the same device and dtype, so a variant that diverges would otherwise
+        # write NaN into the momentum every later variant starts from
+        opt.load_state_dict(copy.deepcopy(optimizer.state_dict()))
         switch(net)
         step = one_step(net, *first)
         silent = [i for i, (L, a) in enumerate(zip(plan, step["active"])) if L == 1 and a == 0]
