@@ -20,9 +20,10 @@ lint: $(VENV)/.installed
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/mypy
 
-# one pytest worker per core (at most 4), each with one torch thread (tests/conftest.py)
+# one pytest worker per core (at most 4), each with one torch thread (tests/conftest.py);
+# worksteal keeps both busy to the end (the long end-to-end tests would otherwise tail alone)
 test: lint
-	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist worksteal
 
 clean:
 	rm -rf $(VENV) runs
