@@ -15,6 +15,7 @@ from pascal_snn.errors import ConfigError
 
 __all__ = [
     "DEFAULT_THREADS",
+    "DTYPE_NAMES",
     "MAX_BATCH",
     "MAX_THREADS",
     "Parser",
@@ -34,6 +35,10 @@ __all__ = [
 # spin-wait on oversubscribed cores).
 DEFAULT_THREADS = 1
 MAX_THREADS = 256
+
+# --dtype choices of the commands that run a spiking network: names of torch dtypes (resolved
+# with getattr(torch, name) where torch is imported, so parsing imports no torch)
+DTYPE_NAMES = ("float32", "float64")
 
 
 class Parser(argparse.ArgumentParser):

@@ -15,15 +15,13 @@ from typing import Any
 import torch
 
 from pascal_snn.checkpoint import load_model
-from pascal_snn.commands.args import DEFAULT_THREADS, MAX_THREADS, bounded_int
+from pascal_snn.commands.args import DEFAULT_THREADS, DTYPE_NAMES, MAX_THREADS, bounded_int
 from pascal_snn.config import MAX_LEVEL
 from pascal_snn.convert import PascNetwork, convert
 from pascal_snn.errors import CheckpointError, ConfigError
 from pascal_snn.io import check_writable
 
 __all__ = ["add_parser", "run"]
-
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -52,7 +50,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dtype",
-        choices=list(DTYPES),
+        choices=DTYPE_NAMES,
         default="float64",
         help="arithmetic of the network (default: float64, where it equals the ANN exactly)",
     )
@@ -97,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     out = _check_options(args)
     model, checkpoint = load_model(args.checkpoint)
     shape = _input_shape(checkpoint, args.checkpoint)
-    dtype = DTYPES[args.dtype]
+    dtype = getattr(torch, args.dtype)
     example = torch.zeros((2, *shape), dtype=dtype)
     snn = convert(model.to(dtype), args.mode, args.timesteps, example_input=example)
     snn.save(out)

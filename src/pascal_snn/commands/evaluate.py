@@ -15,7 +15,7 @@ from rich.table import Table
 from torch import nn
 from torch.utils.data import Subset
 
-from pascal_snn.commands.args import add_checkpoint_arguments, parse_int_list
+from pascal_snn.commands.args import DTYPE_NAMES, add_checkpoint_arguments, parse_int_list
 from pascal_snn.commands.common import Loaded, load_checkpoint_and_data, progress
 from pascal_snn.config import MAX_LEVEL
 from pascal_snn.data import dataset_size
@@ -35,7 +35,6 @@ __all__ = ["Evaluation", "add_parser", "evaluate_checkpoint", "run"]
 
 DEFAULT_TIMESTEPS = "1,2,4,8,16,32,64,128,256"
 MAX_TIMESTEPS = MAX_LEVEL  # the vanilla network runs T steps one after another
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -62,7 +61,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--dtype",
-        choices=list(DTYPES),
+        choices=DTYPE_NAMES,
         default="float64",
         help="arithmetic of the ANN/SNN comparison (default: float64, where agreement is exact)",
     )
@@ -132,7 +131,7 @@ def evaluate_checkpoint(args: argparse.Namespace, loaded: Loaded) -> Evaluation:
     if args.num_images is not None:
         test_set = Subset(test_set, range(min(args.num_images, dataset_size(test_set))))
     loader = sharded_loader(test_set, args.batch_size)
-    dtype, device, model = DTYPES[args.dtype], loaded.device, loaded.model
+    dtype, device, model = getattr(torch, args.dtype), loaded.device, loaded.model
     pasc = vanilla = None
     if args.mode == "ann":
         correct, images = ann_counts(model, progress(loader, f"ANN, {args.dtype}"), dtype, device)
@@ -236,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
         images = dataset_size(loaded.test_set)
         if args.num_images is not None:
             images = min(images, args.num_images)
-        loaded.check_memory(args.batch_size, images, DTYPES[args.dtype])
+        loaded.check_memory(args.batch_size, images, getattr(torch, args.dtype))
     main = is_main_process()
     try:
         with run_folder(loaded.out, args.command_line, enabled=main) as out:
