@@ -272,11 +272,12 @@ def test_channels_last_and_half_precision_inference():
             assert torch.equal(act(h), as_written_before(h, act.theta.to(dtype), 4))
 
 
-def test_qcfs_layers_traces_once_per_structure(monkeypatch):
-    """The forward order is traced once and kept on the model until its module tree changes."""
+@pytest.fixture
+def traces(monkeypatch):
+    """A list that grows by one entry per torch.fx trace."""
     from torch import fx
 
-    calls = []
+    calls: list[int] = []
     original = fx.Tracer.trace
 
     def counting(self, *args, **kwargs):
@@ -284,6 +285,12 @@ def test_qcfs_layers_traces_once_per_structure(monkeypatch):
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(fx.Tracer, "trace", counting)
+    return calls
+
+
+def test_qcfs_layers_traces_once_per_structure(traces):
+    """The forward order is traced once and kept on the model until its module tree changes."""
+    calls = traces
     model = OutOfOrder()
     for _ in range(3):
         assert [name for name, _ in qcfs_layers(model)] == ["early", "late"]
@@ -313,17 +320,8 @@ class Untraceable(nn.Module):
         return self.first(x)
 
 
-def test_qcfs_layers_falls_back_to_registration_order_once(monkeypatch):
-    from torch import fx
-
-    calls = []
-    original = fx.Tracer.trace
-
-    def counting(self, *args, **kwargs):
-        calls.append(1)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(fx.Tracer, "trace", counting)
+def test_qcfs_layers_falls_back_to_registration_order_once(traces):
+    calls = traces
     model = Untraceable()
     for _ in range(2):
         assert [name for name, _ in qcfs_layers(model)] == ["first", "second"]
