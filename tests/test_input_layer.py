@@ -132,6 +132,8 @@ def test_nan_input_is_left_to_torch():
     x = torch.tensor([[0.3, float("nan"), 2.0]])
     theta = torch.tensor(1.0)
     assert kernel.pasc_input(x[0], 1.0, 4, 0.25) is None
+    # and so is an L whose block sums could overflow the kernel's 32-bit lanes
+    assert kernel.pasc_input(torch.tensor([0.3]), 1.0, 1 << 21, 2**-21) is None
     train, counts = pasc_if_input(x, theta, 4)
     expected, totals = _input_train_torch(x, theta, 4)
     assert same_bits(train, expected) and int(counts.excitatory) == int(totals[0])

@@ -222,24 +222,35 @@ typedef struct {
  * train[s] = [s < count]*spike; excitatory += count, inhibitory += clamp(-k, 0, L - 1). */
 static KERNEL_TARGET void FN(input_range)(FN(input_job) *job) {
     const REAL theta = job->theta, levels = job->levels, spike = job->spike, zero = 0;
+    const REAL top = levels - 1;
     const REAL on = (REAL)1 * spike, off = (REAL)0 * spike;
     const REAL *x = job->x;
     const int64_t n = job->n, L = job->L;
     int64_t exc = 0, inh = 0;
-    CINT nan = 0;
+    int nan = 0;
     REAL counts[BLOCK];
     for (int64_t j0 = job->lo; j0 < job->hi; j0 += BLOCK) {
         const int64_t jn = job->hi - j0 < BLOCK ? job->hi - j0 : BLOCK;
+        /* per-block sums in CINT lanes (at most BLOCK·L: the caller keeps L < 2^21), so the
+         * loop vectorizes; they are exact integers, added to the int64 totals per block */
+        CINT exc_block = 0, inh_block = 0, nan_block = 0;
         for (int64_t j = 0; j < jn; j++) {
             const REAL raw = FLOOR(x[j0 + j] * levels / theta + (REAL)0.5);
-            nan |= raw != raw;
+            nan_block |= raw != raw;
             const REAL k = raw == raw ? raw : zero; /* no NaN reaches an integer conversion */
-            const REAL c = k < zero ? zero : (k > levels ? levels : k);
-            const REAL m = -k < zero ? zero : (-k > levels - 1 ? levels - 1 : -k);
+            /* the clamps one comparison at a time: GCC vectorizes these, not nested ones */
+            REAL c = k < zero ? zero : k;
+            c = c > levels ? levels : c;
+            REAL m = -k;
+            m = m < zero ? zero : m;
+            m = m > top ? top : m;
             counts[j] = c;
-            exc += (int64_t)c;
-            inh += (int64_t)m;
+            exc_block += (CINT)c;
+            inh_block += (CINT)m;
         }
+        exc += exc_block;
+        inh += inh_block;
+        nan |= nan_block != 0;
         for (int64_t s = 0; s < L; s++) {
             REAL *out = job->train + s * n + j0;
             const REAL step = (REAL)s;
@@ -249,7 +260,7 @@ static KERNEL_TARGET void FN(input_range)(FN(input_job) *job) {
     }
     job->totals[0] = exc;
     job->totals[1] = inh;
-    job->nan = nan != 0;
+    job->nan = nan;
 }
 
 static void *FN(input_worker)(void *arg) {

@@ -242,6 +242,8 @@ def pasc_input(
     """
     if (k := _runs_on(tuning.kernels, x)) is None or x.numel() == 0 or not _dense(x):
         return None
+    if L >= 1 << 21:  # the kernel sums a block of 512 counts in 32-bit lanes
+        return None
     n = x.numel()
     train = torch.empty_strided((L, *x.shape), (n, *x.stride()), dtype=x.dtype)
     totals = (ctypes.c_int64 * 2)()
