@@ -10,12 +10,13 @@ On the CPU a batch runs in *parts*: consecutive groups of images small enough th
 tensor of a part holds at most ``part_bytes`` (4 MiB: the size of the ANN's own activations
 for a batch of 64 small images). A PASC train of L steps for B images is L·B images, so
 without parts every tensor would be L times the ANN's; with them PASC's tensors are the size
-of the ANN's, its peak memory no longer grows with L, and glibc keeps reusing the same heap
-blocks instead of returning them to the OS and faulting them back on every forward (the cause
-of the spread in BENCHMARKS.md §5). Every operation of a converted network is per sample (the
-converter refuses anything that mixes the batch), so parts change no value except where a
-BLAS library picks another kernel for another batch size (not seen on the CPU for parts of 8
-images or more; a batch of one image can differ in the last bit, as it does for the ANN).
+of the ANN's and its peak memory no longer grows with L. Before the parts run,
+:func:`hint_heap` lets glibc keep part-sized blocks on its heap, so they are reused instead of
+returned to the OS and faulted back on every part (BENCHMARKS.md §8). Every operation of a
+converted network is per sample (the converter refuses anything that mixes the batch), so
+parts change no value except where a BLAS library picks another kernel for another batch
+size (not seen on the CPU for parts of 8 images or more; a batch of one image can differ in
+the last bit, as it does for the ANN).
 """
 
 from __future__ import annotations
@@ -52,6 +53,25 @@ def check_input(x: torch.Tensor) -> None:
 
 
 PART_BYTES = 4 << 20  # default ``part_bytes``: the largest tensor one part may hold
+HEAP_HINT_MAX = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems
+
+
+def hint_heap(part_bytes: int) -> None:
+    """Allocate and free one untouched block of ``4·part_bytes`` (at most 32 MiB).
+
+    glibc's malloc serves a block this large with ``mmap`` and, when it is freed, raises its
+    *dynamic* mmap threshold to the block's size and its heap-trim threshold to twice that:
+    its documented heuristic for programs that free large blocks, applied whenever any code
+    frees a tensor this large. Afterwards the part-sized tensors of a forward are carved from
+    the heap and stay mapped between parts and forwards, instead of the heap top being
+    returned to the OS after each part and page-faulted back by the next (VGG-16 / ResNet-18,
+    batch 64: 16–17k minor faults per forward before, none after; BENCHMARKS.md §8). No value
+    changes; the block's pages are never touched, so it costs at most two system calls. It
+    sets no allocator option (``mallopt``), and other allocators are free to ignore it."""
+    size = min(4 * part_bytes, HEAP_HINT_MAX)
+    if size > 0:
+        block = torch.empty(size, dtype=torch.uint8)
+        del block
 
 
 def _key(shape: Shape) -> str:
@@ -97,6 +117,14 @@ class ConvertedNetwork(nn.Module):
     def _steps_in_tensors(self) -> bool:
         """True when a value of train length T is one tensor of T steps (PASC)."""
         raise NotImplementedError
+
+    def parts(self, x: torch.Tensor) -> Sequence[torch.Tensor]:
+        """The batch ``x`` as the parts that run one after another (``(x,)`` if one part);
+        on the CPU it first hints the heap to keep part-sized memory (:func:`hint_heap`)."""
+        n = self.images_per_part(x)
+        if self.part_bytes is not None and x.device.type == "cpu":
+            hint_heap(self.part_bytes)
+        return (x,) if n >= x.shape[0] else torch.split(x, n)
 
     def images_per_part(self, x: torch.Tensor) -> int:
         """How many images of the batch ``x`` run together (all of them off the CPU)."""
@@ -202,11 +230,11 @@ class PascNetwork(ConvertedNetwork):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         build = self._for(x)
-        n = self.images_per_part(x)
-        if n >= x.shape[0]:
+        parts = self.parts(x)
+        if len(parts) == 1:
             out: torch.Tensor = build(x)
             return out
-        return torch.cat([build(part) for part in torch.split(x, n)])
+        return torch.cat([build(part) for part in parts])
 
     @property
     def graph(self) -> fx.GraphModule:
@@ -315,10 +343,10 @@ class VanillaNetwork(ConvertedNetwork):
             raise ValueError(f"steps must be integers >= 1, got {given}")
         build = self._for(x)
         assert isinstance(build, _VanillaBuild)
-        n = self.images_per_part(x)
-        if n >= x.shape[0]:
+        parts = self.parts(x)
+        if len(parts) == 1:
             return _run_steps(build, x, at)
-        return torch.cat([_run_steps(build, part, at) for part in torch.split(x, n)], dim=1)
+        return torch.cat([_run_steps(build, part, at) for part in parts], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.prefix_logits(x)[-1]
