@@ -4,6 +4,7 @@ Float64 comparisons; dyadic weights and inputs where float32 must be exact (atol
 """
 
 import copy
+import platform
 
 import pytest
 import torch
@@ -675,3 +676,29 @@ def test_batchnorm_on_every_layout_folded_or_standalone(shape, layer, norm, fold
     assert dict(snn.matmul_layers())["layer"].t_in == 3
     standalone = any(isinstance(m, ChannelAffine) for m in snn.graph.modules())
     assert standalone is not fold
+
+
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+    reason="hint_heap acts on glibc's malloc heuristics",
+)
+def test_parts_run_without_page_faults_once_the_heap_is_hinted():
+    """A batch run in parts reuses part-sized heap blocks: the second forward faults no new
+    pages in (before hint_heap, glibc trimmed the heap top after every part and each part
+    faulted its tensors back: thousands of minor faults per forward)."""
+    import resource
+
+    from pascal_snn.models import create
+
+    torch.manual_seed(0)
+    model = create("vgg16", 10, in_channels=3, L=4, width=0.25).eval()
+    snn = convert(model)
+    x = torch.rand(64, 3, 32, 32)
+    with torch.no_grad():
+        first = snn(x)
+        assert snn.images_per_part(x) < 64  # several parts of 4 MiB tensors
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        second = snn(x)
+        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    assert torch.equal(first, second)
+    assert faults < 256, faults
