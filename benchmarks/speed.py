@@ -259,7 +259,9 @@ class NoIF(nn.Module):
         self.L, self.t_in = L, t_in
         self.zeros: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        if y is not None:  # a residual add fused into the neuron stays in the floor
+            x = x + y
         shape = (self.L * (x.shape[0] // self.t_in), *x.shape[1:])
         if self.zeros is None or self.zeros.shape != shape or self.zeros.dtype != x.dtype:
             self.zeros = x.new_zeros(shape)
@@ -274,8 +276,13 @@ def floor_network(pasc: PascNetwork) -> PascNetwork:
     return floor
 
 
-def _reference_forward(self: PascIF, x: torch.Tensor) -> torch.Tensor:
-    """PascIF.forward with the reference neuron (same bookkeeping, the spec's algorithm)."""
+def _reference_forward(
+    self: PascIF, x: torch.Tensor, y: torch.Tensor | None = None
+) -> torch.Tensor:
+    """PascIF.forward with the reference neuron (same bookkeeping, the spec's algorithm), on
+    ``x + y`` as the unfused network adds them when a residual add is fused in."""
+    if y is not None:
+        x = x + y
     steps = x.reshape(self.t_in, x.shape[0] // self.t_in, *x.shape[1:])
     count, c = pasc_if_reference(steps, self.theta, self.L)
     self.record(steps, (c.excitatory, c.inhibitory, c.output))

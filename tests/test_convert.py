@@ -702,3 +702,77 @@ def test_parts_run_without_page_faults_once_the_heap_is_hinted():
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert torch.equal(first, second)
     assert faults < 256, faults
+
+
+class Adds(nn.Module):
+    """Residual adds of every kind a neuron can read: fusable and not."""
+
+    def __init__(self, c: int = 6) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(2, c, 3, padding=1)
+        self.act0 = QCFS(4, 2.0)
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c)
+        self.act1 = QCFS(4, 1.5)  # conv + shortcut: fused, the train written over the conv's
+        self.conv2 = nn.Conv2d(c, c, 1)
+        self.act2 = QCFS(4, 2.5)  # shortcut + conv (the fresh operand second): fused
+        self.act3 = QCFS(4, 3.0)  # a sum someone else reads too: not fused
+        self.act4 = QCFS(4, 2.0)  # x + x: not fused
+        self.act5 = QCFS(4, 2.0)  # a difference: not fused
+        self.act6 = QCFS(2, 1.0)  # trains of lengths 4 and 2 (padded): not fused
+        self.fc = nn.Linear(c * 16, 5)
+
+    def forward(self, x):
+        a = self.act0(self.conv0(x))
+        b = self.act1(self.bn1(self.conv1(a)) + a)
+        c = self.act2(b + self.conv2(b))
+        s = c + a
+        d = self.act3(s) + s
+        e = self.act4(d + d)
+        f = self.act5(e - c)
+        g = self.act6(F.avg_pool2d(self.act6(f), 1) + f)
+        return self.fc(g.flatten(1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_residual_adds_read_by_one_neuron_are_fused_and_exact(dtype):
+    """The converter fuses exactly the adds it may (two trains of the neuron's T_in that only
+    the neuron reads): those layers get two inputs, and every neuron's count still equals the
+    ANN's level on every image, bit for bit."""
+    from pascal_snn.qcfs import level_index
+
+    g = torch.Generator().manual_seed(3)
+    torch.manual_seed(3)
+    model = Adds()
+    randomize_batchnorm(model, g)
+    model = model.to(dtype).eval()
+    x = (torch.rand(32, 2, 4, 4, generator=g) * 2).to(dtype)
+    snn = convert(model, example_input=x[:1])
+    two_inputs = {
+        str(n.target) for n in snn.graph.graph.nodes if n.op == "call_module" and len(n.args) == 2
+    }
+    assert two_inputs == {"act1", "act2"}
+    levels: list[torch.Tensor] = []
+    counts: list[torch.Tensor] = []
+    hooks = [
+        m.register_forward_hook(
+            lambda m, i, o: levels.append(level_index(o, m.L, m.theta.to(o.dtype)))
+        )
+        for m in model.modules()
+        if isinstance(m, QCFS)
+    ]
+    hooks += [
+        m.register_forward_hook(
+            lambda m, i, o: counts.append((o.reshape(m.L, -1, *o.shape[1:]) != 0).sum(0))
+        )
+        for _, m in snn.if_layers()
+    ]
+    with torch.no_grad():
+        ann_out, snn_out = model(x), snn(x)
+    for h in hooks:
+        h.remove()
+    assert len(levels) == len(counts) == 8
+    for level, count in zip(levels, counts):
+        assert torch.equal(level, count)
+    assert len({int(c.max()) for c in counts}) > 1  # trains with spikes, not all silent
+    assert torch.equal(ann_out.argmax(1), snn_out.argmax(1))

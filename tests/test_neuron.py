@@ -22,6 +22,7 @@ import math
 from fractions import Fraction
 from math import floor
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,6 +33,7 @@ from pascal_snn.neuron import (
     _pasc_if_torch,
     _pasc_if_train_torch,
     _spike_value,
+    if_train_totals,
     pasc_if,
     pasc_if_reference,
     pasc_if_train,
@@ -287,6 +289,60 @@ def test_multidimensional_trains(dtype, t_in, L, seed):
     g = torch.Generator().manual_seed(seed)
     x = (torch.randn(t_in, 2, 3, 4, 5, generator=g, dtype=torch.float64) * 2).to(dtype)
     assert_same(x, torch.tensor(3.0, dtype=dtype), L)
+
+
+def fused_add_paths(a, b, spike, L):
+    """``(label, train, totals)`` of the neuron reading ``a + b`` itself: the default path,
+    the torch fallback and every kernel variant, each also writing over ``a`` when it may."""
+    steps = stage2_steps(a.shape[0], L)
+    yield "default", *if_train_totals(a, spike, L, y=b)
+    work = a.clone()
+    if a.shape[0] >= L:
+        yield "default over a", *if_train_totals(work, spike, L, out=work[:L], y=b)
+    train, c = _pasc_if_train_torch(a + b, spike, L)
+    yield "torch", train, (c.excitatory, c.inhibitory, c.output)
+    for tuning in tunings():
+        got = kernel.pasc_if(a, spike, L, steps, True, False, tuning, y=b)
+        assert got is not None  # same dtype and layout: the kernel runs
+        yield f"kernel {tuning.kernels.isa} × {tuning.threads}", got[0], got[2]
+        if a.shape[0] >= L:
+            work = a.clone()
+            got = kernel.pasc_if(work, spike, L, steps, True, False, tuning, out=work[:L], y=b)
+            assert got is not None and got[0].data_ptr() == work.data_ptr()
+            yield f"kernel {tuning.kernels.isa} × {tuning.threads} over a", got[0], got[2]
+
+
+@given(train_case(special=True, max_n=600), st.integers(0, 2**31 - 1))
+def test_a_fused_residual_add_equals_the_neuron_on_the_sum(case, seed):
+    """PascIF(a, b) (a residual add fused into the neuron) gives, bit for bit, the train and
+    totals of the neuron on the stored sum a + b, on every path, near level boundaries."""
+    x, theta, L = case
+    g = torch.Generator().manual_seed(seed)
+    a = (torch.randn(x.shape, generator=g, dtype=torch.float64) * x.abs().mean()).to(x.dtype)
+    b = x - a  # a + b lies on or near the boundaries train_case placed x on
+    ref, c_ref = pasc_if_reference(a + b, theta, L)
+    spike = _spike_value(theta, L, x.dtype)
+    expected = thermometer_reference(ref, L, (theta / L).to(x.dtype))
+    for label, train, totals in fused_add_paths(a, b, spike, L):
+        assert torch.equal(train, expected), label
+        assert torch.equal(train.signbit(), expected.signbit()), label
+        assert tuple(int(t) for t in totals) == (
+            int(c_ref.excitatory),
+            int(c_ref.inhibitory),
+            int(c_ref.output),
+        ), label
+
+
+def test_a_fused_add_needs_its_operands_alike_and_out_apart():
+    a, b = torch.randn(4, 10), torch.randn(4, 10)
+    assert kernel.pasc_if(a, 0.5, 4, 3, True, False, y=b[:, :5]) is None  # other shape
+    assert kernel.pasc_if(a, 0.5, 4, 3, True, False, y=b.double()) is None  # other dtype
+    assert kernel.pasc_if(a, 0.5, 4, 3, True, False, y=b.T.contiguous().T) is None  # layout
+    if kernel.available():
+        with pytest.raises(ValueError, match="out overlaps y"):
+            kernel.pasc_if(a, 0.5, 4, 3, True, False, out=b, y=b)
+    train, _ = if_train_totals(a, 0.5, 4, y=b.T.contiguous().T)  # torch path: the same train
+    assert torch.equal(train, if_train_totals(a + b, 0.5, 4)[0])
 
 
 def test_stage2_stops_early_only_when_nothing_changes():

@@ -61,7 +61,7 @@ static void chunk_bounds(int64_t n, int used, int64_t *bounds) {
 }
 
 /* The library's interface version, checked by the loader. */
-int pascal_kernel_version(void) { return 3; }
+int pascal_kernel_version(void) { return 4; }
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define PASCAL_X86 1

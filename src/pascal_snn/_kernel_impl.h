@@ -19,6 +19,7 @@
 
 typedef struct {
     const REAL *x;
+    const REAL *y;   /* [t_in][n] added to x step by step (a fused residual add); or NULL */
     REAL *train;     /* [L][n] output train, values on/off; NULL: not written */
     int64_t *count;  /* [n] clamp(count, 0, L); NULL: not written */
     int64_t t_in, n, L, steps, lo, hi;
@@ -50,15 +51,19 @@ static inline KERNEL_TARGET int FN(any)(VI v) {
     return acc != 0;
 }
 
+/* Input step t of neuron j: x, or x + y (one IEEE addition, as the unfused add computes it). */
+#define IF_IN(job, t, j) ((job)->y ? (job)->x[(t) * (job)->n + (j)] + (job)->y[(t) * (job)->n + (j)] \
+                                   : (job)->x[(t) * (job)->n + (j)])
+
 /* One neuron, scalar: the tail of a chunk that fills no whole vector. Same operations. */
 static KERNEL_TARGET void FN(if_one)(const FN(if_job) *job, int64_t j, int64_t *totals) {
     const REAL spike = job->spike, zero = 0;
-    REAL m = (REAL)0.5 * spike + job->x[j];
+    REAL m = (REAL)0.5 * spike + IF_IN(job, 0, j);
     CINT f = m >= spike;
     m = f ? m - spike : m;
     CINT cnt = f, neg = 0;
     for (int64_t t = 1; t < job->t_in; t++) {
-        m = m + job->x[t * job->n + j];
+        m = m + IF_IN(job, t, j);
         f = m >= spike;
         m = f ? m - spike : m;
         cnt += f;
@@ -94,7 +99,7 @@ static KERNEL_TARGET void FN(if_range)(FN(if_job) *job) {
     const VR voff = FN(splat)((REAL)0 * spike);    /* -0.0 when spike < 0, as 0 * spike */
     const VI izero = {0};
     const VI vL = izero + (CINT)job->L;
-    const REAL *x = job->x;
+    const REAL *x = job->x, *y = job->y;
     const int64_t n = job->n, t_in = job->t_in, L = job->L, steps = job->steps;
     /* per-lane totals, flushed to int64 before a 32-bit lane could overflow */
     const int64_t per_group = t_in + steps + L + 1;
@@ -103,13 +108,20 @@ static KERNEL_TARGET void FN(if_range)(FN(if_job) *job) {
     VI raw_acc = izero, neg_acc = izero, kept_acc = izero;
     int64_t j = job->lo;
     for (; j + VN <= job->hi; j += VN) {
-        /* stage 1: mem = spike/2 + X[1], then mem += X[t]; it fires when mem >= spike */
-        VR mem = vhalf + *(const VR *)(x + j);
+        /* stage 1: mem = spike/2 + X[1], then mem += X[t]; it fires when mem >= spike
+         * (X[t] = x[t] + y[t] when an add is fused in) */
+        VR in = *(const VR *)(x + j);
+        if (y)
+            in = in + *(const VR *)(y + j);
+        VR mem = vhalf + in;
         VI f = mem >= vspike;
         mem = SEL(f, mem - vspike, mem);
         VI cnt = izero - f; /* a true comparison is -1 */
         for (int64_t t = 1; t < t_in; t++) {
-            mem = mem + *(const VR *)(x + t * n + j);
+            in = *(const VR *)(x + t * n + j);
+            if (y)
+                in = in + *(const VR *)(y + t * n + j);
+            mem = mem + in;
             f = mem >= vspike;
             mem = SEL(f, mem - vspike, mem);
             cnt -= f;
@@ -163,6 +175,7 @@ static KERNEL_TARGET void FN(if_range)(FN(if_job) *job) {
 }
 
 #undef SEL
+#undef IF_IN
 #undef VN
 #undef VI
 #undef VR
@@ -173,15 +186,16 @@ static void *FN(if_worker)(void *arg) {
 }
 
 /* Returns 0, or -1 when a thread could not be started (nothing is then valid). */
-int FN(pasc_if)(const REAL *x, int64_t t_in, int64_t n, REAL spike, int64_t L, int64_t steps,
-                REAL *train, int64_t *count, int64_t *totals, int threads, int64_t grain) {
+int FN(pasc_if)(const REAL *x, const REAL *y, int64_t t_in, int64_t n, REAL spike, int64_t L,
+                int64_t steps, REAL *train, int64_t *count, int64_t *totals, int threads,
+                int64_t grain) {
     FN(if_job) jobs[MAX_THREADS];
     pthread_t ids[MAX_THREADS];
-    const int used = split(n, threads, (t_in + L) * (int64_t)sizeof(REAL), grain);
+    const int used = split(n, threads, ((y ? 2 : 1) * t_in + L) * (int64_t)sizeof(REAL), grain);
     int64_t bounds[MAX_THREADS + 1];
     chunk_bounds(n, used, bounds);
     for (int i = 0; i < used; i++) {
-        FN(if_job) job = {x, train, count, t_in, n, L, steps, bounds[i], bounds[i + 1],
+        FN(if_job) job = {x, y, train, count, t_in, n, L, steps, bounds[i], bounds[i + 1],
                           spike, {0, 0, 0}};
         jobs[i] = job;
     }

@@ -41,7 +41,7 @@ __all__ = [
     "variants",
 ]
 
-VERSION = 3  # pascal_kernel_version() of the C source this module was written for
+VERSION = 4  # pascal_kernel_version() of the C source this module was written for
 ISAS = ("base", "v2", "v3", "v4")  # x86-64 levels, in pascal_kernel_isa_supported() order
 GRAIN = 1 << 18  # bytes of input and output a thread gets at least (smaller: fewer threads)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -50,7 +50,7 @@ _P = ctypes.c_void_p
 _I64 = ctypes.c_int64
 _INT = ctypes.c_int
 _SIGNATURES = {  # name: (argument types after the REAL-typed ones are filled in, result type)
-    "pasc_if": ([_P, _I64, _I64, "real", _I64, _I64, _P, _P, _P, _INT, _I64], _INT),
+    "pasc_if": ([_P, _P, _I64, _I64, "real", _I64, _I64, _P, _P, _P, _INT, _I64], _INT),
     "qcfs_forward": ([_P, _P, _I64, "real", _I64, _INT, _I64], _INT),
     "qcfs_backward": ([_P, _P, _P, _I64, "real", _I64, _P, _INT, _I64], _INT),
     "level_histogram": ([_P, _I64, "real", _I64, _P, _INT, _I64], _I64),
@@ -182,6 +182,7 @@ def pasc_if(
     count: bool,
     tuning: Tuning = DEFAULT,
     out: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None, tuple[int, int, int]] | None:
     """Algorithm 1 on ``x`` ``[T_in, ...]`` with ``θ* = spike``; ``steps`` stage-2 steps.
 
@@ -192,8 +193,16 @@ def pasc_if(
     the result would be, and either disjoint from ``x`` or ``x`` itself (its first L steps)
     when ``T_in ≥ L`` — each neuron reads all its inputs before it writes, and neurons never
     share storage, so the train may overwrite the input it came from.
+
+    ``y`` (same shape and layout as ``x``) is added to ``x`` step by step as the neuron reads
+    it: the result is that of ``x + y`` (one IEEE addition per element, as torch's add) fed
+    to the neuron, without that sum ever being stored. ``out`` must not overlap ``y``.
     """
     if x.dim() < 1 or (k := _runs_on(tuning.kernels, x)) is None:
+        return None
+    if y is not None and (
+        _runs_on(k, x, y) is None or y.shape != x.shape or y.stride() != x.stride()
+    ):
         return None
     t_in, step_shape, step_strides = x.shape[0], tuple(x.shape[1:]), tuple(x.stride()[1:])
     n = math.prod(step_shape)
@@ -205,6 +214,8 @@ def pasc_if(
         return None
     if out is not None:
         _check_out(out, x, L, n, step_strides)
+        if y is not None and _overlap(out, L * n, y, t_in * n):
+            raise ValueError("out overlaps y")
     elif train:
         out = torch.empty_strided((L, *step_shape), (n, *step_strides), dtype=x.dtype)
     levels = None
@@ -213,6 +224,7 @@ def pasc_if(
     totals = (ctypes.c_int64 * 3)()
     rc = k.fn("pasc_if", x.dtype)(
         x.data_ptr(),
+        y.data_ptr() if y is not None else None,
         t_in,
         n,
         spike,
@@ -261,6 +273,14 @@ def pasc_input(
     if rc != 0:
         return None
     return train, (totals[0], totals[1], totals[0])
+
+
+def _overlap(a: torch.Tensor, a_elements: int, b: torch.Tensor, b_elements: int) -> bool:
+    """True when the spans of ``a_elements`` and ``b_elements`` elements from the two data
+    pointers intersect (same element size)."""
+    size = a.element_size()
+    a_lo, b_lo = a.data_ptr(), b.data_ptr()
+    return a_lo < b_lo + b_elements * size and b_lo < a_lo + a_elements * size
 
 
 def _check_out(

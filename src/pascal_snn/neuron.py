@@ -340,15 +340,33 @@ def _input_train_torch(
 
 
 def if_train_totals(
-    x: torch.Tensor, spike: float, L: int, out: torch.Tensor | None = None
+    x: torch.Tensor,
+    spike: float,
+    L: int,
+    out: torch.Tensor | None = None,
+    y: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, Totals]:
     """:func:`pasc_if_train` with θ* given as ``spike`` (``_spike_value``'s), returning the
     train and ``(excitatory, inhibitory, output)`` totals: ints from the kernel, 0-d int64
-    tensors from the torch path. What the PascIF layer calls, per part of a batch."""
+    tensors from the torch path. What the PascIF layer calls, per part of a batch.
+
+    ``y``: a train of ``x``'s shape added to it (a residual add fused into the neuron); the
+    result is that of the neuron on ``x + y``. ``out`` may be ``x`` itself, never ``y``."""
     if x.dim() > 0 and x.shape[0] > 0:
         steps = stage2_steps(x.shape[0], L)
-        fast = kernel.pasc_if(x.detach(), spike, L, steps, train=True, count=False, out=out)
+        fast = kernel.pasc_if(
+            x.detach(),
+            spike,
+            L,
+            steps,
+            train=True,
+            count=False,
+            out=out,
+            y=None if y is None else y.detach(),
+        )
         if fast is not None and fast[0] is not None:
             return fast[0], fast[2]
+    if y is not None:
+        x = x + y  # a new tensor: out (x's own storage, if given) is written after it is read
     train, c = _pasc_if_train_torch(x, spike, L, out)
     return train, (c.excitatory, c.inhibitory, c.output)

@@ -189,6 +189,10 @@ class PascIF(nn.Module):
     layer fed only by a convolution, linear layer, affine map or add), so when ``T_in ≥ L`` the
     train is written over the input's first L steps instead of into new memory; the output is
     then a view of the input. A forward hook on the layer before sees its output replaced.
+
+    A residual add ``a + b`` of two trains of length ``T_in`` that only this layer reads is
+    fused into it by the converter: the layer is called as ``layer(a, b)`` and computes the
+    train of ``a + b`` (the same IEEE additions, one pass, the sum never stored).
     """
 
     theta: torch.Tensor
@@ -247,16 +251,22 @@ class PascIF(nn.Module):
             self._spikes[dtype] = found
         return found[2]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The train of ``x`` (``[T_in·B, …]``), or of ``x + y`` when a residual add of two
+        trains of length ``T_in`` is fused into this layer (``y``: the add's other operand;
+        the sum is formed as the neuron reads it and never stored)."""
         refuse_tracing()
         steps = unfold(x, self.t_in)
+        other = None if y is None else unfold(y, self.t_in)
         spike = self._spike(x.dtype)
         if self.from_image:
+            if other is not None:
+                steps = steps + other
             out, totals = input_train_totals(steps, self.theta, self.L, spike)
         elif self.overwrite and self.t_in >= self.L:
-            out, totals = if_train_totals(steps, spike, self.L, out=steps[: self.L])
+            out, totals = if_train_totals(steps, spike, self.L, out=steps[: self.L], y=other)
         else:
-            out, totals = if_train_totals(steps, spike, self.L)
+            out, totals = if_train_totals(steps, spike, self.L, y=other)
         self.record(steps, totals)
         return out.flatten(0, 1)
 

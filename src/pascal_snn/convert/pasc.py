@@ -8,7 +8,8 @@ operation runs unchanged on all steps at once; only these nodes change:
   when the annotation says so); at ``T_in = 1`` the ANN's own layer, unchanged;
 - AFFINE → :class:`ChannelAffine` (``a·x_t + c / T_in``) unless folded; at T = 1 the ANN's own
   BatchNorm;
-- SHIFT → ``x_t ± c / T``; ADD / CAT → zero-padding to the longest train;
+- SHIFT → ``x_t ± c / T``; ADD / CAT → zero-padding to the longest train; an add of two
+  trains of one length that only a neuron reads is fused into that neuron (``PascIF(a, b)``);
 - RESHAPE → ``reshape(-1, *shape)`` with the annotated per-sample shape;
 - OUTPUT → the sum over the last train's steps.
 
@@ -47,6 +48,29 @@ def _data(node: fx.Node) -> fx.Node:
     return next(a for a in node.all_input_nodes if info(a).t is not None)
 
 
+def _fresh(node: fx.Node) -> bool:
+    """True when ``node``'s value is a new tensor that one node alone reads."""
+    return len(node.users) == 1 and info(node).kind in FRESH
+
+
+def _fusable_add(neuron: fx.Node, data: fx.Node, t_in: int) -> tuple[fx.Node, fx.Node] | None:
+    """The operands ``(a, b)`` of a residual add the neuron can read itself, or None.
+
+    Fused when the neuron's only input is ``train_add(a, b)`` of two distinct trains both
+    of length ``T_in`` (so no step is padded) and the sum has no other reader; ``a`` is then
+    the operand the neuron's train may be written over, if either may."""
+    if data.op != "call_function" or data.target is not train_add or len(data.users) != 1:
+        return None
+    if neuron.args != (data,) or neuron.kwargs:
+        return None
+    a, b, t_a, t_b = data.args
+    if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)) or a is b:
+        return None
+    if t_a != t_in or t_b != t_in:
+        return None
+    return (b, a) if _fresh(b) and not _fresh(a) else (a, b)
+
+
 def _is_sub(node: fx.Node) -> bool:
     return node.target in SUB_FUNCTIONS or node.target in ("sub", "subtract")
 
@@ -71,8 +95,14 @@ class _Pasc(Rewrite):
         assert i.t_in is not None
         data = _data(node)
         from_image = i.t_in == 1 and info(data).image
-        # a fresh tensor only this neuron reads: its train may be written over it
-        overwrite = len(data.users) == 1 and info(data).kind in FRESH
+        operands = None if from_image else _fusable_add(node, data, i.t_in)
+        if operands is None:
+            # a fresh tensor only this neuron reads: its train may be written over it
+            overwrite = _fresh(data)
+        else:  # the neuron reads a + b itself (PascIF(a, b)); the add node goes
+            overwrite = _fresh(operands[0])
+            node.args = operands
+            self.graph.erase_node(data)
         self.place(node, PascIF(module.theta.detach(), module.L, i.t_in, from_image, overwrite))
 
     def _matmul(self, node: fx.Node) -> None:
