@@ -36,24 +36,9 @@ peak lr 2e-3) on Fashion-MNIST zero-padded to 32×32, the gray channel repeated 
 (``--dataset synthetic`` where Fashion-MNIST is not installed); the activity reached is
 printed (output spikes per neuron per image over the L steps, mean over IF layers).
 
-Figures: Intel(R) Xeon(R) Processor (KVM, family 6 model 167, AVX-512), 2 cores shared with
-other jobs (load average 5-7), torch 2.14.1, 1 thread, batch 64, L = 4; after = the C kernel
-(AVX-512 variant); before = the same script on commit 5d3d163 (torch IF; the ANN's QCFS ran
-its training function). Medians over 15 rounds (quartiles: BENCHMARKS.md); "tuned" = glibc
-kept freed memory (MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296):
-
-                               VGG-16                               ResNet-18
-                        before   after    tuned            before   after    tuned       goal
-  PASC / (L × ANN)       1.087    1.071    0.963            1.252    1.014    1.044     ≤ 1.0
-  PASC / floor           1.552    1.153    1.133            1.655    1.168    1.146     ≤ 1.2
-  IF share of PASC       40.2%    13.5%    11.7%            37.5%    13.4%    12.9%
-  QCFS / ReLU step (64)  1.721    1.071    1.063            1.391    1.092    1.084     ≤ 1.15
-  AL / efficient eval    1.765    1.169    1.296            1.996    1.226    1.276     ≤ 1.5
-
-("before" divides by the old, slower ANN.) With glibc's defaults PASC's L·B-image tensors are
-returned to the OS and re-faulted on every forward whenever the heap top is trimmed: 0-50k
-minor page faults per PASC forward at batch 64, which is why "after" moves between runs; the
-growth tables (L, batch), 2-thread figures and what bounds each goal are in BENCHMARKS.md §5.
+Figures, with the CPU they ran on and the commands: BENCHMARKS.md §8 (speed) and §9 (memory).
+The script prints the CPU model, torch version, kernel variant and allocator settings it ran
+with, and writes every median and quartile to ``--json``.
 
     PYTHONPATH=src python benchmarks/speed.py --weights /tmp/perf/w --json speed.json
         [--models vgg16,resnet18] [--repeats 15] [--threads 1,2] [--growth-L 2,4,8,16]
