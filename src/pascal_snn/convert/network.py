@@ -6,11 +6,14 @@ input shape it meets: at conversion time for ``example_input``, otherwise on the
 with that shape (cached; a new shape gets its own build). Every check that needs no shape runs
 in :func:`pascal_snn.convert.convert` itself.
 
-On the CPU a batch runs in *parts*: consecutive groups of images small enough that the largest
-tensor of a part holds at most ``part_bytes`` (4 MiB: the size of the ANN's own activations
-for a batch of 64 small images). A PASC train of L steps for B images is L·B images, so
-without parts every tensor would be L times the ANN's; with them PASC's tensors are the size
-of the ANN's and its peak memory no longer grows with L. Before the parts run,
+On the CPU a batch runs in *parts*: consecutive groups of images. A PASC train of T steps for
+B images is T·B images, so without parts every tensor would be T times the ANN's. A PASC part
+holds ⌈B/T⌉ images (T the network's longest train), so each convolution sees about B
+image-steps per call, as the ANN's does, and PASC's tensors are the size of the ANN's: its peak
+memory does not grow with T. A part holds more images when its largest tensor would otherwise
+stay under ``part_bytes`` (4 MiB), so small batches are not cut into tiny calls; the vanilla
+network, which holds one step at a time, runs parts whose largest tensor holds at most
+``part_bytes``. Before the parts run,
 :func:`hint_heap` lets glibc keep part-sized blocks on its heap, so they are reused instead of
 returned to the OS and faulted back on every part (BENCHMARKS.md §8). Every operation of a
 converted network is per sample (the converter refuses anything that mixes the batch), so
@@ -56,8 +59,9 @@ PART_BYTES = 4 << 20  # default ``part_bytes``: the largest tensor one part may 
 HEAP_HINT_MAX = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems
 
 
-def hint_heap(part_bytes: int) -> None:
-    """Allocate and free one untouched block of ``4·part_bytes`` (at most 32 MiB).
+def hint_heap(tensor_bytes: int) -> None:
+    """Allocate and free one untouched block of ``4·tensor_bytes`` (at most 32 MiB), where
+    ``tensor_bytes`` is the size of a part's largest tensor.
 
     glibc's malloc serves a block this large with ``mmap`` and, when it is freed, raises its
     *dynamic* mmap threshold to the block's size and its heap-trim threshold to twice that:
@@ -68,7 +72,7 @@ def hint_heap(part_bytes: int) -> None:
     batch 64: 16–17k minor faults per forward before, none after; BENCHMARKS.md §8). No value
     changes; the block's pages are never touched, so it costs at most two system calls. It
     sets no allocator option (``mallopt``), and other allocators are free to ignore it."""
-    size = min(4 * part_bytes, HEAP_HINT_MAX)
+    size = min(4 * tensor_bytes, HEAP_HINT_MAX)
     if size > 0:
         block = torch.empty(size, dtype=torch.uint8)
         del block
@@ -76,6 +80,12 @@ def hint_heap(part_bytes: int) -> None:
 
 def _key(shape: Shape) -> str:
     return "x".join(str(s) for s in shape) or "scalar"
+
+
+def _longest(annotation: Annotation) -> int:
+    """The longest train of the annotated graph (1 when it has none)."""
+    lengths = [node.meta["pascal"].t for node in annotation.graph.nodes if "pascal" in node.meta]
+    return max([t for t in lengths if t is not None], default=1)
 
 
 def _largest(annotation: Annotation, steps: bool) -> int:
@@ -107,9 +117,11 @@ class ConvertedNetwork(nn.Module):
         self._annotations: dict[Shape, Annotation] = {} if annotations is None else annotations
         self._current: Shape | None = None
         self._largest: dict[Shape, int] = {}  # per input shape: see images_per_part
+        self._longest: dict[Shape, int] = {}  # per input shape: the longest train
         self.part_bytes: int | None = PART_BYTES
-        """On the CPU, the most bytes the largest tensor of one part of a batch may hold (see
-        the module docstring); None runs every batch whole. Other devices run batches whole."""
+        """On the CPU, the bytes of a part's largest tensor: the least a PASC part holds when
+        its batch allows, the most a vanilla part holds (see the module docstring); None runs
+        every batch whole. Other devices run batches whole."""
 
     def _build(self, annotation: Annotation) -> nn.Module:
         raise NotImplementedError
@@ -123,7 +135,8 @@ class ConvertedNetwork(nn.Module):
         on the CPU it first hints the heap to keep part-sized memory (:func:`hint_heap`)."""
         n = self.images_per_part(x)
         if self.part_bytes is not None and x.device.type == "cpu":
-            hint_heap(self.part_bytes)
+            size = x.element_size() if x.is_floating_point() else 4
+            hint_heap(max(self.part_bytes, n * self._largest[tuple(x.shape[1:])] * size))
         return (x,) if n >= x.shape[0] else torch.split(x, n)
 
     def images_per_part(self, x: torch.Tensor) -> int:
@@ -132,8 +145,11 @@ class ConvertedNetwork(nn.Module):
         if self.part_bytes is None or x.device.type != "cpu":
             return images
         size = x.element_size() if x.is_floating_point() else 4
-        per_image = self._largest[tuple(x.shape[1:])] * size
-        return min(images, max(1, self.part_bytes // per_image))
+        shape = tuple(x.shape[1:])
+        n = self.part_bytes // (self._largest[shape] * size)
+        if self._steps_in_tensors():  # at least the ANN's batch of image-steps per call
+            n = max(n, -(-images // self._longest[shape]))
+        return min(images, max(1, n))
 
     def prepare(self, input_shape: Sequence[int], example: torch.Tensor | None = None) -> None:
         """Annotate and rewrite for inputs of per-sample shape ``input_shape`` (once per shape)
@@ -148,6 +164,7 @@ class ConvertedNetwork(nn.Module):
                 build = self._build(annotation).eval()
             self._annotations[shape] = annotation
             self._largest[shape] = _largest(annotation, self._steps_in_tensors())
+            self._longest[shape] = _longest(annotation)
             self.builds[key] = build
         self._current = shape
 
