@@ -9,11 +9,12 @@ in :func:`pascal_snn.convert.convert` itself.
 On the CPU a batch runs in *parts*: consecutive groups of images. A PASC train of T steps for
 B images is T·B images, so without parts every tensor would be T times the ANN's. A PASC part
 holds ⌈B/T⌉ images (T the network's longest train), so each convolution sees about B
-image-steps per call, as the ANN's does, and PASC's tensors are the size of the ANN's: its peak
-memory does not grow with T. A part holds more images when its largest tensor would otherwise
-stay under ``part_bytes`` (4 MiB), so small batches are not cut into tiny calls; the vanilla
-network, which holds one step at a time, runs parts whose largest tensor holds at most
-``part_bytes``. Before the parts run,
+image-steps per call, as the ANN's does, and PASC's tensors are no larger than the ANN's: its
+peak memory does not grow with T. Two bounds on a part's largest tensor take precedence: it
+holds at least ``part_bytes`` (4 MiB) where the batch allows, so small batches are not cut
+into tiny calls, and at most ``2·part_bytes`` beyond that, so the blocks stay on glibc's heap
+(below). The vanilla network, which holds one step at a time, runs parts whose largest tensor
+holds at most ``part_bytes``. Before the parts run,
 :func:`hint_heap` lets glibc keep part-sized blocks on its heap, so they are reused instead of
 returned to the OS and faulted back on every part (BENCHMARKS.md §8). Every operation of a
 converted network is per sample (the converter refuses anything that mixes the batch), so
@@ -119,9 +120,9 @@ class ConvertedNetwork(nn.Module):
         self._largest: dict[Shape, int] = {}  # per input shape: see images_per_part
         self._longest: dict[Shape, int] = {}  # per input shape: the longest train
         self.part_bytes: int | None = PART_BYTES
-        """On the CPU, the bytes of a part's largest tensor: the least a PASC part holds when
-        its batch allows, the most a vanilla part holds (see the module docstring); None runs
-        every batch whole. Other devices run batches whole."""
+        """On the CPU, the bytes of a part's largest tensor: a PASC part holds between this and
+        twice this when its batch allows, a vanilla part at most this (see the module
+        docstring); None runs every batch whole. Other devices run batches whole."""
 
     def _build(self, annotation: Annotation) -> nn.Module:
         raise NotImplementedError
@@ -146,9 +147,10 @@ class ConvertedNetwork(nn.Module):
             return images
         size = x.element_size() if x.is_floating_point() else 4
         shape = tuple(x.shape[1:])
-        n = self.part_bytes // (self._largest[shape] * size)
-        if self._steps_in_tensors():  # at least the ANN's batch of image-steps per call
-            n = max(n, -(-images // self._longest[shape]))
+        per_image = self._largest[shape] * size
+        n = self.part_bytes // per_image
+        if self._steps_in_tensors():  # toward the ANN's batch of image-steps per call
+            n = max(n, min(-(-images // self._longest[shape]), 2 * self.part_bytes // per_image))
         return min(images, max(1, n))
 
     def prepare(self, input_shape: Sequence[int], example: torch.Tensor | None = None) -> None:
