@@ -292,3 +292,23 @@ def test_histogram_of_outputs_outside_the_levels_raises_on_every_path():
         level_histograms(model, data, 3)
     with pytest.raises(ValueError, match=r"outside 0\.\.4"):
         level_histograms(model.half(), [(x.half(), y) for x, y in data], 3)  # torch path
+
+
+def test_a_metric_that_separates_no_layer_is_refused():
+    """Every level of every layer holds at least α of the outputs: A = 0, M = 0 for all layers.
+    A plan from that would put every layer at the smallest L; it is refused, naming why."""
+    from torch.utils.data import TensorDataset
+
+    from pascal_snn.al import plan_levels
+    from pascal_snn.errors import ConfigError
+
+    identity = nn.Linear(8, 8)
+    with torch.no_grad():
+        identity.weight.copy_(torch.eye(8))
+        identity.bias.zero_()
+    model = nn.Sequential(QCFS(1, 1.0), identity, QCFS(1, 1.0))
+    data = TensorDataset(torch.rand(400, 8, generator=torch.Generator().manual_seed(0)))
+    with pytest.raises(ConfigError, match="does not separate the layers: all 2 have M = 0"):
+        plan_levels(model, data, cluster_levels=(1, 2), num_images=400)
+    # one level offered: nothing to choose, no refusal
+    assert plan_levels(model, data, cluster_levels=(1,), num_images=400).levels == (1, 1)

@@ -5,6 +5,7 @@ Shared by ``pascal-snn al``, adaptive training (Algorithm 4) and the demo.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -123,6 +124,34 @@ class ALReport:
         return cls(str(data.get("checkpoint")), str(data.get("dataset")), ALPlan.from_dict(data))
 
 
+def _check_separates(metrics: Sequence[float], cluster_levels: Sequence[int]) -> None:
+    """Refuse a plan the metric gives no grounds for: several levels offered, and every layer
+    with the same finite metric. One cluster would then hold every layer and, as the most
+    tolerant, take the smallest L; with L = 4 and the paper's α every layer whose five levels
+    each hold α of its outputs has A = 0, so M = 0 (ResNet-18 on Fashion-MNIST: all 17 layers,
+    and training at L = 1 collapsed). Equal +inf metrics (every layer constant) do justify it."""
+    distinct = set(metrics)
+    if len(set(cluster_levels)) < 2 or len(distinct) != 1:
+        return
+    (value,) = distinct
+    if value == math.inf:
+        return
+    why = (
+        " (each layer's outputs hold at least α of the images in every level, so every "
+        "agreement A is 0)"
+        if value == 0
+        else ""
+    )
+    raise ConfigError(
+        f"the AL metric does not separate the layers: all {len(metrics)} have M = {value:g}"
+        f"{why}, so the plan would put every layer at L = {min(cluster_levels)} with no sign "
+        "that any tolerates it. Give the metric room: a larger agreement threshold (pascal-snn "
+        "al --alpha, or alpha in the run's adaptive settings), the reference code's statistic "
+        "(--variant reference-code, or variant: reference-code), or a base model trained with "
+        "more levels (e.g. --levels 8)"
+    )
+
+
 def plan_levels(
     model: nn.Module,
     train_set: Dataset[Any],
@@ -138,7 +167,8 @@ def plan_levels(
     """AL metric over ``num_images`` training images (seeded shuffle), clusters, per-layer L.
 
     The highest-metric cluster gets the smallest L (SPEC §5.2). Raises ``DataError`` when the
-    metric cannot be computed and ``ConfigError`` when the layers cannot be clustered.
+    metric cannot be computed and ``ConfigError`` when the layers cannot be clustered, or when
+    every layer has the same finite metric (no grounds to give any layer a smaller L).
     ``wrap`` may wrap the batches (e.g. to show progress).
     """
     variant = Variant.parse(variant)
@@ -150,6 +180,7 @@ def plan_levels(
     except ValueError as exc:
         raise DataError(f"cannot compute the AL metric: {exc}") from exc
     metrics = [r.stats.metric for r in results]
+    _check_separates(metrics, cluster_levels)
     try:
         labels = cluster(metrics, len(cluster_levels))
         new_levels = assign_levels(metrics, list(cluster_levels))
