@@ -374,3 +374,34 @@ def test_a_network_a_load_would_refuse_is_refused_at_save(tmp_path):
     with pytest.raises(ConversionError, match=r"'blocks.fc-1', which is not a name"):
         snn.save(tmp_path / "snn.pt")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_tampered_method_chain_that_would_write_a_file_runs_nothing(tmp_path):
+    """Methods are checked by the converter's table before the graph runs: a file whose graph
+    calls ``x.numpy().tofile(path)`` is refused and no file appears."""
+    target = tmp_path / "written"
+
+    def chain(data):
+        nodes = data["graph"]["nodes"]
+        first = nodes[0]["name"]
+        nodes[1:1] = [
+            {
+                "name": "np_",
+                "op": "call_method",
+                "target": "numpy",
+                "args": [{"__node__": first}],
+                "kwargs": {},
+            },
+            {
+                "name": "w_",
+                "op": "call_method",
+                "target": "tofile",
+                "args": [{"__node__": "np_"}, str(target)],
+                "kwargs": {},
+            },
+        ]
+
+    path = tampered(saved(tmp_path), chain)
+    with pytest.raises(CheckpointError, match="numpy"):
+        load_snn(path)
+    assert not target.exists()
