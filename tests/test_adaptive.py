@@ -8,7 +8,7 @@ import torch
 from pascal_snn import adaptive, qcfs_layers
 from pascal_snn.adaptive import switch_epoch, train_adaptive
 from pascal_snn.checkpoint import load_checkpoint
-from pascal_snn.config import AdaptivePlan, RunConfig
+from pascal_snn.config import AdaptivePlan, RunConfig, load_yaml
 from pascal_snn.errors import ConfigError
 from pascal_snn.training import train
 
@@ -88,7 +88,10 @@ def test_two_phase_run_and_resume_after_a_crash_in_phase_two(tmp_path, monkeypat
         train_adaptive(config(tmp_path / "crashed"), progress=False)
     monkeypatch.setattr(adaptive, "train", real_train)
     assert load_checkpoint(tmp_path / "crashed" / "last.pt")["epoch"] == 2
-    resumed = train_adaptive(config(tmp_path / "crashed"), resume=True, progress=False)
+    # resumed from the run's own config.yaml, which records the derived level schedule
+    saved = load_yaml(tmp_path / "crashed" / "config.yaml")
+    assert saved["level_schedule"]
+    resumed = train_adaptive(RunConfig().merged(saved), resume=True, progress=False)
     assert resumed.levels == whole.levels
     for (name, a), b in zip(
         whole.run.model.state_dict().items(), resumed.run.model.state_dict().values()

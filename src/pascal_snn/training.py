@@ -161,6 +161,7 @@ def open_run(
         raise ConfigError(adaptive_hint)
     if role == "adaptive":  # the whole run: its own folder, the schedule comes from its AL step
         stored = dataclasses.replace(stored, out=str(run_dir), level_schedule=[])
+        explicit.pop("level_schedule", None)  # e.g. from the run's own config.yaml: derived
     changed = _flat(stored.changed(explicit))
     if changed:
         detail = "; ".join(f"{k}: run has {a!r}, you gave {b!r}" for k, (a, b) in changed.items())
