@@ -776,3 +776,32 @@ def test_residual_adds_read_by_one_neuron_are_fused_and_exact(dtype):
         assert torch.equal(level, count)
     assert len({int(c.max()) for c in counts}) > 1  # trains with spikes, not all silent
     assert torch.equal(ann_out.argmax(1), snn_out.argmax(1))
+
+
+class BroadcastAdd(nn.Module):
+    """A train plus a per-channel train broadcast over space, read by one neuron."""
+
+    def __init__(self, c: int = 4) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(1, c, 3, padding=1)
+        self.act0 = QCFS(4, 2.0)
+        self.conv1 = nn.Conv2d(c, c, 3, padding=1)
+        self.act1 = QCFS(4, 1.5)
+        self.fc = nn.Linear(c * 36, 3)
+
+    def forward(self, x):
+        a = self.act0(self.conv0(x))
+        context = F.adaptive_avg_pool2d(a, 1)  # [B, C, 1, 1]
+        b = self.act1(self.conv1(a) + context)
+        return self.fc(b.flatten(1))
+
+
+def test_a_broadcast_add_is_not_fused_and_stays_exact():
+    torch.manual_seed(4)
+    model = BroadcastAdd().double().eval()
+    x = torch.rand(16, 1, 6, 6, dtype=torch.float64) * 2
+    busy(model, x)
+    snn = exact(model, x)
+    assert not any(n.op == "call_module" and len(n.args) == 2 for n in snn.graph.graph.nodes), (
+        "a broadcast add was fused"
+    )

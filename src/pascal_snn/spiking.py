@@ -258,7 +258,9 @@ class PascIF(nn.Module):
         refuse_tracing()
         steps = unfold(x, self.t_in)
         other = None if y is None else unfold(y, self.t_in)
-        spike = self._spike(x.dtype)
+        if other is not None and (other.dtype != steps.dtype or other.shape != steps.shape):
+            steps, other = steps + other, None  # the add as torch does it (promotes, broadcasts)
+        spike = self._spike(steps.dtype)
         if self.from_image:
             if other is not None:
                 steps = steps + other

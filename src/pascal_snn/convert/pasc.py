@@ -57,7 +57,8 @@ def _fusable_add(neuron: fx.Node, data: fx.Node, t_in: int) -> tuple[fx.Node, fx
     """The operands ``(a, b)`` of a residual add the neuron can read itself, or None.
 
     Fused when the neuron's only input is ``train_add(a, b)`` of two distinct trains both
-    of length ``T_in`` (so no step is padded) and the sum has no other reader; ``a`` is then
+    of length ``T_in`` and one per-sample shape (so no step is padded and nothing is
+    broadcast) and the sum has no other reader; ``a`` is then
     the operand the neuron's train may be written over, if either may."""
     if data.op != "call_function" or data.target is not train_add or len(data.users) != 1:
         return None
@@ -66,8 +67,8 @@ def _fusable_add(neuron: fx.Node, data: fx.Node, t_in: int) -> tuple[fx.Node, fx
     a, b, t_a, t_b = data.args
     if not (isinstance(a, fx.Node) and isinstance(b, fx.Node)) or a is b:
         return None
-    if t_a != t_in or t_b != t_in:
-        return None
+    if t_a != t_in or t_b != t_in or info(a).shape != info(b).shape:
+        return None  # padded steps or a broadcast: the add stays
     return (b, a) if _fresh(b) and not _fresh(a) else (a, b)
 
 
