@@ -56,7 +56,7 @@ def check_input(x: torch.Tensor) -> None:
         )
 
 
-PART_BYTES = 4 << 20  # default ``part_bytes``: the largest tensor one part may hold
+PART_BYTES = 4 << 20  # default ``part_bytes`` (see ConvertedNetwork.part_bytes)
 HEAP_HINT_MAX = 32 << 20  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems
 
 
