@@ -169,3 +169,14 @@ def test_switch_levels_keeps_the_spike_value_and_the_low_levels():
     thetas = [float(m.theta.detach()) for m in model]
     switch_levels(model, [1, 8])  # the same levels again (every epoch, a resume): no change
     assert [float(m.theta.detach()) for m in model] == thetas
+
+
+def test_train_flags_set_the_al_threshold_and_statistic(tmp_path):
+    from pascal_snn.cli import build_parser
+    from pascal_snn.commands.train import given_from_args
+
+    words = "train --dataset synthetic --adaptive --clusters 2 --cluster-levels 1,4"
+    words += " --al-alpha 0.1 --al-variant reference-code --out"
+    args = build_parser().parse_args([*words.split(), str(tmp_path / "r")])
+    plan = RunConfig().merged(given_from_args(args)).adaptive
+    assert plan is not None and plan.alpha == 0.1 and plan.variant == "reference-code"

@@ -116,6 +116,19 @@ def test_conflicting_flags(capsys, checkpoint, tmp_path):
         capsys,
     )
     fails(
+        ["train", "--dataset", "synthetic", "--al-alpha", "0.1", "--out", tmp_path / "r"],
+        r"--al-alpha only apply with --adaptive",
+        capsys,
+    )
+    fails(
+        [
+            *["train", "--dataset", "synthetic", "--adaptive", "--clusters", "2"],
+            *["--cluster-levels", "1,4", "--al-alpha", "1.5", "--out", tmp_path / "r"],
+        ],
+        r"--alpha must be in \(0, 1\], got 1.5",
+        capsys,
+    )
+    fails(
         ["al", "--checkpoint", checkpoint, "--clusters", "2", "--cluster-levels", "1,2,4"],
         r"--clusters 2 needs exactly 2",
         capsys,

@@ -146,9 +146,9 @@ def _check_separates(metrics: Sequence[float], cluster_levels: Sequence[int]) ->
         f"the AL metric does not separate the layers: all {len(metrics)} have M = {value:g}"
         f"{why}, so the plan would put every layer at L = {min(cluster_levels)} with no sign "
         "that any tolerates it. Give the metric room: a larger agreement threshold (pascal-snn "
-        "al --alpha, or alpha in the run's adaptive settings), the reference code's statistic "
-        "(--variant reference-code, or variant: reference-code), or a base model trained with "
-        "more levels (e.g. --levels 8)"
+        "al --alpha, train --al-alpha, e.g. 0.1), the reference code's statistic (al --variant "
+        "reference-code, train --al-variant reference-code), or a base model trained with more "
+        "levels (e.g. --levels 8)"
     )
 
 

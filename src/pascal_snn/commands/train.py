@@ -107,6 +107,16 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--init-checkpoint", help="skip phase 0: take the AL statistics of this trained model"
     )
     adaptive.add_argument("--al-images", type=int, help="training images for the AL metric (3000)")
+    adaptive.add_argument(
+        "--al-alpha",
+        type=float,
+        help="agreement threshold of the AL metric in (0, 1] (default 1/(2*layers))",
+    )
+    adaptive.add_argument(
+        "--al-variant",
+        choices=["paper", "reference-code"],
+        help="AL statistic: the paper's (default) or the public reference code's",
+    )
     add_data_arguments(parser)
     # Unset flags must not override the YAML file or the data set's recipe.
     parser.set_defaults(run=run, dataset=None, data_dir=None, download=None, image_size=None)
@@ -120,6 +130,8 @@ ADAPTIVE_FLAGS = {
     "switch_fraction": "switch_fraction",
     "init_checkpoint": "init_checkpoint",
     "al_images": "num_images",
+    "al_alpha": "alpha",
+    "al_variant": "variant",
 }
 
 
