@@ -1,0 +1,76 @@
+"""Benchmark: the gradients of a trained network before and after Algorithm 4's switch of
+every layer to a smaller L (the failure of the all-L = 1 ResNet-18 AL run, BENCHMARKS.md §3).
+
+Loads a trained uniform-L checkpoint, takes one training batch (seeded), and prints the loss,
+the first layer's weight-gradient norm and every QCFS θ with its gradient, at the trained L and
+after ``switch_levels(model, L')`` (θ' = θ·L'/L, the spike value kept), in training mode.
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/switch_gradients.py \
+        --checkpoint benchmarks/results/checkpoints/fashion-mnist-resnet18-L4.pt --to 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+
+from pascal_snn import qcfs_layers
+from pascal_snn.checkpoint import load_model
+from pascal_snn.data import build_splits
+from pascal_snn.qcfs import switch_levels
+
+
+def gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
+    model.train()
+    model.zero_grad()
+    loss = F.cross_entropy(model(x), y)
+    loss.backward()
+    first = next(p for p in model.parameters() if p.dim() > 1)
+    assert first.grad is not None
+    thetas = [(n, float(q.theta.detach()), float(q.theta.grad)) for n, q in qcfs_layers(model)]
+    return {
+        "loss": float(loss.detach()),
+        "first_weight_grad_norm": float(first.grad.norm()),
+        "median_abs_theta_grad": statistics.median(abs(g) for _, _, g in thetas),
+        "thetas": thetas,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True)
+    parser.add_argument("--to", type=int, default=1, help="the L every layer switches to")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(1)
+    model, checkpoint = load_model(args.checkpoint)
+    config = checkpoint["config"]
+    splits = build_splits(
+        config["dataset"],
+        val_images=config.get("val_images"),
+        seed=config.get("val_seed", 0),
+        image_size=config.get("image_size"),
+    )
+    x, y = next(iter(DataLoader(splits.train, batch_size=args.batch_size, shuffle=True)))
+    before = gradients(model, x, y)
+    switch_levels(model, args.to)
+    after = gradients(model, x, y)
+    for label, g in (("trained L", before), (f"after the switch to L = {args.to}", after)):
+        print(
+            f"{label}: loss {g['loss']:.3f}, first layer |grad W| "
+            f"{g['first_weight_grad_norm']:.3g}, median |grad θ| {g['median_abs_theta_grad']:.3g}"
+        )
+        for name, theta, grad in g["thetas"][:4]:
+            print(f"    {name:16s} θ {theta:8.3f}  grad θ {grad:10.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
