@@ -44,7 +44,9 @@ def gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--to", type=int, default=1, help="the L every layer switches to")
+    parser.add_argument(
+        "--to", default="1", help="the L every layer switches to, or one L per layer (4,1,4,…)"
+    )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     x, y = next(iter(DataLoader(splits.train, batch_size=args.batch_size, shuffle=True)))
     before = gradients(model, x, y)
-    switch_levels(model, args.to)
+    levels = [int(v) for v in args.to.split(",")]
+    switch_levels(model, levels[0] if len(levels) == 1 else levels)
     after = gradients(model, x, y)
     for label, g in (("trained L", before), (f"after the switch to L = {args.to}", after)):
         print(
