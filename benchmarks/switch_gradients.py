@@ -4,9 +4,13 @@ every layer to a smaller L (the failure of the all-L = 1 ResNet-18 AL run, BENCH
 Loads a trained uniform-L checkpoint, takes one training batch (seeded), and prints the loss,
 the first layer's weight-gradient norm and every QCFS θ with its gradient, at the trained L and
 after ``switch_levels(model, L')`` (θ' = θ·L'/L, the spike value kept), in training mode.
+``--steps N`` then trains N SGD steps after the switch (the runs' optimizer: momentum 0.9,
+weight decay 5e-4, ``--lr``, batch 128, no augmentation), optionally with the gradient norm
+clipped (``--clip``), printing the loss, the first layer's weight norm and the first θ.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/switch_gradients.py \
-        --checkpoint benchmarks/results/checkpoints/fashion-mnist-resnet18-L4.pt --to 1
+        --checkpoint benchmarks/results/checkpoints/fashion-mnist-resnet18-L4.pt --to 1 \
+        [--steps 200 --lr 0.0125 [--clip 5]]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -49,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=0, help="SGD steps after the switch")
+    parser.add_argument("--lr", type=float, default=0.0125)
+    parser.add_argument("--clip", type=float, default=None, help="clip the gradient norm")
     args = parser.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
@@ -72,7 +80,35 @@ def main(argv: list[str] | None = None) -> int:
         )
         for name, theta, grad in g["thetas"][:4]:
             print(f"    {name:16s} θ {theta:8.3f}  grad θ {grad:10.3f}")
+    if args.steps:
+        train_after_switch(model, splits.train, args)
     return 0
+
+
+def train_after_switch(model: torch.nn.Module, train_set: Any, args: argparse.Namespace) -> None:
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, weight_decay=5e-4)
+    first = next(p for p in model.parameters() if p.dim() > 1)
+    name, layer = qcfs_layers(model)[0]
+    loader = DataLoader(train_set, batch_size=128, shuffle=True)
+    batches = iter(loader)
+    model.train()
+    for step in range(args.steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:
+            batches = iter(loader)
+            x, y = next(batches)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        if args.clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+        opt.step()
+        if step % 25 == 0 or step == args.steps - 1:
+            print(
+                f"step {step:4d}: loss {float(loss.detach()):.3f}, first layer |W| "
+                f"{float(first.detach().norm()):.3g}, θ of {name} {float(layer.theta.detach()):.3g}"
+            )
 
 
 if __name__ == "__main__":
