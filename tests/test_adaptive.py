@@ -176,7 +176,9 @@ def test_train_flags_set_the_al_threshold_and_statistic(tmp_path):
     from pascal_snn.commands.train import given_from_args
 
     words = "train --dataset synthetic --adaptive --clusters 2 --cluster-levels 1,4"
-    words += " --al-alpha 0.1 --al-variant reference-code --out"
+    words += " --al-alpha 0.1 --al-variant reference-code --grad-clip 5 --out"
     args = build_parser().parse_args([*words.split(), str(tmp_path / "r")])
-    plan = RunConfig().merged(given_from_args(args)).adaptive
+    config = RunConfig().merged(given_from_args(args))
+    plan = config.adaptive
     assert plan is not None and plan.alpha == 0.1 and plan.variant == "reference-code"
+    assert config.grad_clip == 5.0

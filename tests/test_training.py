@@ -461,3 +461,33 @@ def test_sigkill_mid_epoch_and_mid_write_then_resume_equals_uninterrupted(tmp_pa
     assert_same_run(uninterrupted, out)
     metrics = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
+
+
+def test_grad_clip_bounds_every_step():
+    """With grad_clip the gradient's global norm is clipped before each step: plain SGD at
+    lr 1 then moves the parameters by at most grad_clip per step (here far less than
+    unclipped)."""
+    from torch.utils.data import TensorDataset
+
+    from pascal_snn.models import create
+    from pascal_snn.training import train_one_epoch
+
+    def moved(grad_clip):
+        torch.manual_seed(0)
+        model = create("digits_cnn", 10, in_channels=1, L=4)
+        before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+        data = TensorDataset(torch.rand(96, 1, 8, 8), torch.randint(0, 10, (96,)))
+        optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+        loader = DataLoader(data, batch_size=32)
+        train_one_epoch(model, loader, optimizer, torch.device("cpu"), grad_clip=grad_clip)
+        after = torch.cat([p.detach().flatten() for p in model.parameters()])
+        return float((after - before).norm())
+
+    assert moved(1e-3) <= 3 * 1e-3 * (1 + 1e-5)  # three steps
+    assert moved(None) > 100 * 3e-3
+
+
+def test_grad_clip_must_be_positive():
+    with pytest.raises(ConfigError, match="grad_clip must be > 0"):
+        RunConfig(grad_clip=0)
+    assert RunConfig(grad_clip="0.5").grad_clip == 0.5

@@ -69,6 +69,7 @@ RUN_DEFINING = (
     "adaptive",
     "init_relu_weights",
     "calibration_images",
+    "grad_clip",
 )
 
 # The largest quantization step L accepted anywhere (2^16). A converted layer emits L spike
@@ -170,6 +171,8 @@ class RunConfig:
     names; QCFS where the ReLUs were) with every θ calibrated on ``calibration_images``
     un-augmented training images (:func:`pascal_snn.calibrate_thresholds`) — fine-tuning a
     trained ReLU network instead of training from scratch.
+    ``grad_clip``: clip the gradient's global norm to this before every step (None: never);
+    a guard for Algorithm 4's switch to much smaller levels (docs/design.md).
     """
 
     model: str | None = None
@@ -197,6 +200,7 @@ class RunConfig:
     adaptive: AdaptivePlan | None = None
     init_relu_weights: str | None = None
     calibration_images: int = 3000
+    grad_clip: float | None = None
 
     def __post_init__(self) -> None:
         self.levels = _check_levels(self.levels, "levels")
@@ -216,10 +220,12 @@ class RunConfig:
         _check_int("val_seed", self.val_seed, minimum=0, maximum=MAX_SEED)
         _check_int("workers", self.workers, minimum=0, maximum=MAX_WORKERS)
         _check_int("calibration_images", self.calibration_images, minimum=1)
-        for name in ("lr", "weight_decay", "momentum", "width"):
+        for name in ("lr", "weight_decay", "momentum", "width", "grad_clip"):
             setattr(self, name, _check_float(name, getattr(self, name)))
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.grad_clip is not None and self.grad_clip <= 0:
+            raise ConfigError(f"grad_clip must be > 0, got {self.grad_clip}")
         if self.width is not None and not 0 < self.width <= MAX_WIDTH:
             raise ConfigError(f"width must be in (0, {MAX_WIDTH:g}], got {self.width}")
         for name in ("model", "dataset", "data_dir", "device", "out", "init_relu_weights"):

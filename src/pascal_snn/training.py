@@ -335,11 +335,13 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     on_step: Callable[[float, float], None] | None = None,
+    grad_clip: float | None = None,
 ) -> dict[str, float]:
     """One pass over ``loader`` with cross-entropy; returns mean ``loss`` and ``train_acc``.
 
     Figures are summed over all ranks. ``on_step(loss, acc)`` is called after every step
-    (it forces a device sync; pass None for full speed).
+    (it forces a device sync; pass None for full speed). ``grad_clip``: the gradient's global
+    norm is clipped to it before every step (None: not clipped).
     """
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -352,6 +354,8 @@ def train_one_epoch(
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         clamp_thresholds(model)
         loss_sum += loss.detach().double() * labels.numel()
@@ -641,7 +645,12 @@ def train(
             lr = float(optimizer.param_groups[0]["lr"])
             bar.start_epoch(epoch, len(loader))
             stats = train_one_epoch(
-                net, loader, optimizer, device, on_step=bar.step if bar.live else None
+                net,
+                loader,
+                optimizer,
+                device,
+                on_step=bar.step if bar.live else None,
+                grad_clip=config.grad_clip,
             )
             val = None if val_loader is None else evaluate_counts(net, val_loader, device)
             scheduler.step()

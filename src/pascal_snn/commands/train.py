@@ -89,6 +89,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="K=V,…",
         help="extra model options, e.g. stem=imagenet or head=imagenet,pool=max",
     )
+    parser.add_argument(
+        "--grad-clip",
+        type=float,
+        help="clip the gradient norm to this before every step (default: no clipping)",
+    )
     adaptive = parser.add_argument_group("adaptive layerwise training (paper Algorithm 4)")
     adaptive.add_argument(
         "--adaptive",
