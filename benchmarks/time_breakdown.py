@@ -96,9 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{speed.cpu_model()}; torch {torch.__version__}; {args.model}, batch 64, L {L}")
     for label, runs in (("L ANN passes", rounds["ann"]), ("PASC forward", rounds["pasc"])):
         total = statistics.median(t for t, _ in runs) * 1e3
-        kinds = {
-            k: statistics.median(c[k] for _, c in runs) * 1e3 for _, name in KINDS for k in [name]
-        }
+        kinds = {name: statistics.median(c[name] for _, c in runs) * 1e3 for _, name in KINDS}
         rest = total - sum(kinds.values())
         cells = ", ".join(f"{k} {v:.1f}" for k, v in kinds.items())
         print(f"{label}: {total:.1f} ms = {cells}, other {rest:.1f}")

@@ -258,12 +258,12 @@ class PascIF(nn.Module):
         refuse_tracing()
         steps = unfold(x, self.t_in)
         other = None if y is None else unfold(y, self.t_in)
-        if other is not None and (other.dtype != steps.dtype or other.shape != steps.shape):
+        if other is not None and (
+            self.from_image or other.dtype != steps.dtype or other.shape != steps.shape
+        ):
             steps, other = steps + other, None  # the add as torch does it (promotes, broadcasts)
         spike = self._spike(steps.dtype)
         if self.from_image:
-            if other is not None:
-                steps = steps + other
             out, totals = input_train_totals(steps, self.theta, self.L, spike)
         elif self.overwrite and self.t_in >= self.L:
             out, totals = if_train_totals(steps, spike, self.L, out=steps[: self.L], y=other)

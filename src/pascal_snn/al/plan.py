@@ -137,7 +137,7 @@ def _check_separates(metrics: Sequence[float], cluster_levels: Sequence[int]) ->
     if value == math.inf:
         return
     why = (
-        " (each layer's outputs hold at least α of the images in every level, so every "
+        " (every level of every layer holds at least α of the layer's outputs, so every "
         "agreement A is 0)"
         if value == 0
         else ""

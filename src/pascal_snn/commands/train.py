@@ -14,7 +14,7 @@ from typing import Any
 from pascal_snn import distributed
 from pascal_snn.adaptive import AdaptiveResult, train_adaptive
 from pascal_snn.commands.args import add_data_arguments, add_runtime_arguments, parse_int_list
-from pascal_snn.config import MAX_LEVEL, RunConfig, load_yaml, parse_levels
+from pascal_snn.config import ALPHA_VARIANTS, MAX_LEVEL, RunConfig, load_yaml, parse_levels
 from pascal_snn.errors import ConfigError
 from pascal_snn.io import run_folder
 from pascal_snn.training import TrainResult, train
@@ -119,7 +119,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     adaptive.add_argument(
         "--al-variant",
-        choices=["paper", "reference-code"],
+        choices=ALPHA_VARIANTS,
         help="AL statistic: the paper's (default) or the public reference code's",
     )
     add_data_arguments(parser)
