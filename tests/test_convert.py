@@ -4,7 +4,9 @@ Float64 comparisons; dyadic weights and inputs where float32 must be exact (atol
 """
 
 import copy
+import os
 import platform
+from pathlib import Path
 
 import pytest
 import torch
@@ -685,22 +687,34 @@ def test_batchnorm_on_every_layout_folded_or_standalone(shape, layer, norm, fold
 def test_parts_run_without_page_faults_once_the_heap_is_hinted():
     """A batch run in parts reuses part-sized heap blocks: the second forward faults no new
     pages in (before hint_heap, glibc trimmed the heap top after every part and each part
-    faulted its tensors back: thousands of minor faults per forward)."""
-    import resource
+    faulted its tensors back: 12,160 minor faults on this forward). In a fresh process, so no
+    earlier test has already raised glibc's thresholds."""
+    import subprocess
+    import sys
 
-    from pascal_snn.models import create
-
-    torch.manual_seed(0)
-    model = create("vgg16", 10, in_channels=3, L=4, width=0.25).eval()
-    snn = convert(model)
-    x = torch.rand(64, 3, 32, 32)
-    with torch.no_grad():
-        first = snn(x)
-        assert snn.images_per_part(x) < 64  # several parts of 4 MiB tensors
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        second = snn(x)
-        faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-    assert torch.equal(first, second)
+    script = """
+import resource, torch
+from pascal_snn import convert
+from pascal_snn.models import create
+torch.manual_seed(0)
+snn = convert(create("vgg16", 10, in_channels=3, L=4, width=0.25).eval())
+x = torch.rand(64, 3, 32, 32)
+with torch.no_grad():
+    first = snn(x)
+    assert snn.images_per_part(x) < 64  # several parts of 4 MiB tensors
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    second = snn(x)
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+assert torch.equal(first, second)
+print(faults)
+"""
+    src = str(Path(__file__).resolve().parents[1] / "src")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    faults = int(done.stdout.split()[-1])
     assert faults < 256, faults
 
 
