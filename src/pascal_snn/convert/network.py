@@ -69,8 +69,9 @@ def hint_heap(tensor_bytes: int) -> None:
     its documented heuristic for programs that free large blocks, applied whenever any code
     frees a tensor this large. Afterwards the part-sized tensors of a forward are carved from
     the heap and stay mapped between parts and forwards, instead of the heap top being
-    returned to the OS after each part and page-faulted back by the next (VGG-16 / ResNet-18,
-    batch 64: 16–17k minor faults per forward before, none after; BENCHMARKS.md §8). No value
+    returned to the OS after each part and page-faulted back by the next (VGG-16, batch 64,
+    in a fresh process: 12,160 minor faults per forward without it, under 256 with it;
+    BENCHMARKS.md §8). No value
     changes; the block's pages are never touched, so it costs at most two system calls. It
     sets no allocator option (``mallopt``), and other allocators are free to ignore it."""
     size = min(4 * tensor_bytes, HEAP_HINT_MAX)
