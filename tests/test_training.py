@@ -107,6 +107,7 @@ def test_run_folder_holds_config_checkpoints_and_metrics(tmp_path, data):
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [m["epoch"] for m in lines] == [1, 2, 3]
     assert set(lines[0]) >= {"epoch", "loss", "train_acc", "val_acc", "lr", "seconds"}
+    assert set(lines[0]) >= {"grad_norm_median", "grad_norm_max", "clipped_steps"}
     assert not any(key.startswith("test") for m in lines for key in m)  # test set: once, at the end
     assert all(m["val_total"] == VAL for m in lines)
     # one cosine schedule over all epochs, stepped per epoch: lr_e = lr·(1 + cos(π e/E))/2
@@ -485,6 +486,39 @@ def test_grad_clip_bounds_every_step():
 
     assert moved(1e-3) <= 3 * 1e-3 * (1 + 1e-5)  # three steps
     assert moved(None) > 100 * 3e-3
+
+
+def test_epoch_reports_the_gradient_norm_before_clipping():
+    """Each epoch reports the median and largest global gradient norm of its steps, measured
+    before clipping, and how many steps were clipped (None without grad_clip)."""
+    import copy
+
+    from torch.utils.data import TensorDataset
+
+    from pascal_snn.models import create
+    from pascal_snn.training import train_one_epoch
+
+    torch.manual_seed(0)
+    model = create("digits_cnn", 10, in_channels=1, L=4)
+    x, y = torch.rand(32, 1, 8, 8), torch.randint(0, 10, (32,))
+    reference = copy.deepcopy(model).train()
+    torch.nn.functional.cross_entropy(reference(x), y).backward()
+    expected = float(torch.cat([p.grad.flatten() for p in reference.parameters()]).norm())
+    loader = DataLoader(TensorDataset(x, y), batch_size=32)  # one step: median = max = it
+
+    def epoch(grad_clip):
+        trained = copy.deepcopy(model)
+        optimizer = torch.optim.SGD(trained.parameters(), lr=0.1)
+        return train_one_epoch(trained, loader, optimizer, torch.device("cpu"), grad_clip=grad_clip)
+
+    plain = epoch(None)
+    assert plain["grad_norm_max"] == pytest.approx(expected, rel=1e-5)
+    assert plain["grad_norm_median"] == plain["grad_norm_max"]
+    assert plain["clipped_steps"] is None
+    clipped = epoch(expected / 2)
+    assert clipped["grad_norm_max"] == pytest.approx(expected, rel=1e-5)  # before clipping
+    assert clipped["clipped_steps"] == 1
+    assert epoch(expected * 2)["clipped_steps"] == 0
 
 
 def test_grad_clip_must_be_positive():

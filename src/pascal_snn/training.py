@@ -336,17 +336,23 @@ def train_one_epoch(
     device: torch.device,
     on_step: Callable[[float, float], None] | None = None,
     grad_clip: float | None = None,
-) -> dict[str, float]:
-    """One pass over ``loader`` with cross-entropy; returns mean ``loss`` and ``train_acc``.
+) -> dict[str, Any]:
+    """One pass over ``loader`` with cross-entropy; returns mean ``loss`` and ``train_acc``,
+    and the gradient's global norm (before any clipping) over the steps: ``grad_norm_median``,
+    ``grad_norm_max`` and ``clipped_steps`` (steps whose norm exceeded ``grad_clip``; None
+    without it). A norm that grows by orders of magnitude is the sign of a run diverging in
+    scale before its loss shows it (docs/design.md, Algorithm 4's switch).
 
-    Figures are summed over all ranks. ``on_step(loss, acc)`` is called after every step
-    (it forces a device sync; pass None for full speed). ``grad_clip``: the gradient's global
-    norm is clipped to it before every step (None: not clipped).
+    Figures are summed over all ranks (the norms are of the all-reduced gradient, the same on
+    every rank). ``on_step(loss, acc)`` is called after every step (it forces a device sync;
+    pass None for full speed). ``grad_clip``: the gradient's global norm is clipped to it
+    before every step (None: not clipped).
     """
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = torch.zeros((), dtype=torch.int64, device=device)
+    norms: list[torch.Tensor] = []
     for images, labels in loader:
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
@@ -354,8 +360,7 @@ def train_one_epoch(
         loss = F.cross_entropy(logits, labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if grad_clip is not None:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        norms.append(_clip_gradient(model, grad_clip))
         optimizer.step()
         clamp_thresholds(model)
         loss_sum += loss.detach().double() * labels.numel()
@@ -369,7 +374,25 @@ def train_one_epoch(
         raise DataError("the training set is empty; check the data set and --batch-size")
     if not math.isfinite(loss_total):
         raise ConfigError("the training loss became NaN/inf; lower --lr and start a new run")
-    return {"loss": loss_total / n, "train_acc": correct_total / n}
+    steps = torch.stack(norms).double().cpu()
+    return {
+        "loss": loss_total / n,
+        "train_acc": correct_total / n,
+        "grad_norm_median": float(steps.median()),
+        "grad_norm_max": float(steps.max()),
+        "clipped_steps": None if grad_clip is None else int((steps > grad_clip).sum()),
+    }
+
+
+def _clip_gradient(model: nn.Module, grad_clip: float | None) -> torch.Tensor:
+    """The global 2-norm of every parameter's gradient, before clipping; the gradients are
+    scaled to norm ``grad_clip`` when they exceed it (None: left alone). Stays on the device."""
+    if grad_clip is not None:
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip).detach()
+    grads = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
 
 @torch.no_grad()
@@ -464,7 +487,7 @@ class _Progress:
         line = (
             f"epoch {record['epoch']}/{self.epochs}  loss {record['loss']:.4f}  "
             f"train {record['train_acc']:.2%}  {_val_text(record)}  "
-            f"lr {record['lr']:.4g}  {record['seconds']:.1f}s"
+            f"lr {record['lr']:.4g}  {_grad_text(record)}  {record['seconds']:.1f}s"
         )
         if self.live is not None:
             self.live.console.print(line)
@@ -474,6 +497,13 @@ class _Progress:
     def close(self) -> None:
         if self.live is not None:
             self.live.stop()
+
+
+def _grad_text(record: Mapping[str, Any]) -> str:
+    text = f"|grad| {record['grad_norm_median']:.3g} (max {record['grad_norm_max']:.3g})"
+    if record.get("clipped_steps") is not None:
+        text += f", {record['clipped_steps']} steps clipped"
+    return text
 
 
 # ---------------------------------------------------------------------------- the run
@@ -663,6 +693,9 @@ def train(
                 "val_correct": None if val is None else val[0],
                 "val_total": None if val is None else val[1],
                 "lr": lr,
+                "grad_norm_median": stats["grad_norm_median"],
+                "grad_norm_max": stats["grad_norm_max"],
+                "clipped_steps": stats["clipped_steps"],
                 "seconds": time.perf_counter() - began,
             }
             metrics.append(record)
