@@ -521,6 +521,31 @@ def test_epoch_reports_the_gradient_norm_before_clipping():
     assert epoch(expected * 2)["clipped_steps"] == 0
 
 
+def test_a_gradient_jump_at_a_level_change_is_flagged_unless_clipped():
+    """The warning needs all of: the levels changed at this epoch, no clipping, and a median
+    gradient norm more than GRADIENT_JUMP times the epoch before's (ResNet-18's all-L = 1
+    switch: 2.09 -> 193 with clipping on, far more without; a plan that trained on: ~6x)."""
+    from pascal_snn.training import GRADIENT_JUMP, gradient_jump
+
+    def records(before, now):
+        return [
+            {"epoch": 20, "grad_norm_median": before},
+            {"epoch": 21, "grad_norm_median": now},
+        ]
+
+    jump = records(2.09, 193.0)
+    warning = gradient_jump(jump, None, 4, [1, 1, 1])
+    assert warning is not None and "92x" in warning and "epoch 21" in warning
+    assert "--grad-clip" in warning
+    assert gradient_jump(jump, 5.0, 4, [1, 1, 1]) is None  # clipped: nothing to say
+    assert gradient_jump(jump, None, 4, 4) is None  # no level change
+    assert gradient_jump(jump, None, None, 4) is None  # first epoch
+    assert gradient_jump(records(2.0, 2.0 * GRADIENT_JUMP), None, 4, 1) is None
+    assert gradient_jump(records(2.0, 2.0 * GRADIENT_JUMP * 1.01), None, 4, 1) is not None
+    assert gradient_jump(records(None, 193.0), None, 4, 1) is None  # resumed from an older run
+    assert gradient_jump(jump[1:], None, 4, 1) is None
+
+
 def test_grad_clip_must_be_positive():
     with pytest.raises(ConfigError, match="grad_clip must be > 0"):
         RunConfig(grad_clip=0)

@@ -52,6 +52,7 @@ from pascal_snn.qcfs import clamp_thresholds, qcfs_layers, set_levels, switch_le
 from pascal_snn.qcfsify import load_relu_weights
 
 __all__ = [
+    "GRADIENT_JUMP",
     "EpochCallback",
     "Phase",
     "TrainResult",
@@ -59,6 +60,7 @@ __all__ = [
     "epoch_seed",
     "evaluate_ann",
     "evaluate_counts",
+    "gradient_jump",
     "open_run",
     "seed_epoch",
     "train",
@@ -699,6 +701,14 @@ def train(
                 "seconds": time.perf_counter() - began,
             }
             metrics.append(record)
+            jump = gradient_jump(
+                metrics,
+                config.grad_clip,
+                config.levels_at(epoch - 1) if epoch else None,
+                config.levels_at(epoch),
+            )
+            if main and jump is not None:
+                print(jump, file=sys.stderr, flush=True)
             if main:
                 state = {
                     "model": model.state_dict(),
@@ -742,6 +752,38 @@ def dataset_record(config: RunConfig, info: Any) -> dict[str, Any]:
         "num_classes": int(info.num_classes),
         "normalisation": info.normalisation,
     }
+
+
+#: A level change that multiplies the median gradient norm by more than this is flagged.
+GRADIENT_JUMP = 30.0
+
+
+def gradient_jump(
+    metrics: list[dict[str, Any]],
+    grad_clip: float | None,
+    levels_before: Any,
+    levels_now: Any,
+) -> str | None:
+    """A warning when the levels changed at the last epoch of ``metrics`` and its median
+    gradient norm is over ``GRADIENT_JUMP`` × the epoch before's, with no ``grad_clip``;
+    else None. Measured on ResNet-18 (Fashion-MNIST, docs/design.md): a plan with five of 17
+    layers at L = 1 raises the norm about 6× and trains on; every layer at L = 1 raises it
+    10⁴× on one batch and the run diverged in scale with a finite loss, unless clipped."""
+    if grad_clip is not None or levels_before is None or levels_before == levels_now:
+        return None
+    if len(metrics) < 2:
+        return None
+    before = metrics[-2].get("grad_norm_median")
+    now = metrics[-1].get("grad_norm_median")
+    if not before or now is None or now <= GRADIENT_JUMP * before:
+        return None
+    return (
+        f"warning: the median gradient norm grew {now / before:.0f}x ({before:.3g} -> "
+        f"{now:.3g}) when the levels changed at epoch {metrics[-1]['epoch']}; a run can then "
+        "diverge in scale with a finite loss (docs/design.md). If the validation accuracy "
+        "falls, start it again with --grad-clip (e.g. 5: it held a ResNet-18 with every "
+        "layer switched to L = 1 to 92.5 %)"
+    )
 
 
 def _warn_unseen_classes(splits: DataSplits) -> None:

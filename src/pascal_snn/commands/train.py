@@ -92,7 +92,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument(
         "--grad-clip",
         type=float,
-        help="clip the gradient norm to this before every step (default: no clipping)",
+        help="clip the gradient norm to this before every step (default: no clipping). "
+        "An --adaptive run whose plan puts many layers at a much smaller L needs it "
+        "(e.g. 5; docs/design.md); training warns when a level change makes the norm jump",
     )
     adaptive = parser.add_argument_group("adaptive layerwise training (paper Algorithm 4)")
     adaptive.add_argument(
