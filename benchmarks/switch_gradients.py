@@ -4,6 +4,7 @@ every layer to a smaller L (the failure of the all-L = 1 ResNet-18 AL run, BENCH
 Loads a trained uniform-L checkpoint, takes one training batch (seeded), and prints the loss,
 the first layer's weight-gradient norm and every QCFS θ with its gradient, at the trained L and
 after ``switch_levels(model, L')`` (θ' = θ·L'/L, the spike value kept), in training mode.
+``--batches N`` prints the global gradient norm of N batches (the first batch's details).
 ``--steps N`` then trains N SGD steps after the switch (the runs' optimizer: momentum 0.9,
 weight decay 5e-4, ``--lr``, batch 128, no augmentation), optionally with the gradient norm
 clipped (``--clip``), printing the loss, the first layer's weight norm and the first θ.
@@ -38,8 +39,10 @@ def gradients(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict:
     first = next(p for p in model.parameters() if p.dim() > 1)
     assert first.grad is not None
     thetas = [(n, float(q.theta.detach()), float(q.theta.grad)) for n, q in qcfs_layers(model)]
+    grads = [p.grad.flatten() for p in model.parameters() if p.grad is not None]
     return {
         "loss": float(loss.detach()),
+        "grad_norm": float(torch.cat(grads).norm()),
         "first_weight_grad_norm": float(first.grad.norm()),
         "median_abs_theta_grad": statistics.median(abs(g) for _, _, g in thetas),
         "thetas": thetas,
@@ -55,6 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=0, help="SGD steps after the switch")
+    parser.add_argument(
+        "--batches", type=int, default=1, help="training batches to take the gradients of"
+    )
     parser.add_argument("--lr", type=float, default=0.0125)
     parser.add_argument("--clip", type=float, default=None, help="clip the gradient norm")
     args = parser.parse_args(argv)
@@ -68,11 +74,19 @@ def main(argv: list[str] | None = None) -> int:
         seed=config.get("val_seed", 0),
         image_size=config.get("image_size"),
     )
-    x, y = next(iter(DataLoader(splits.train, batch_size=args.batch_size, shuffle=True)))
-    before = gradients(model, x, y)
+    batches = []
+    for x, y in DataLoader(splits.train, batch_size=args.batch_size, shuffle=True):
+        batches.append((x, y))
+        if len(batches) == args.batches:
+            break
+    befores = [gradients(model, x, y) for x, y in batches]
     levels = [int(v) for v in args.to.split(",")]
     switch_levels(model, levels[0] if len(levels) == 1 else levels)
-    after = gradients(model, x, y)
+    afters = [gradients(model, x, y) for x, y in batches]
+    before, after = befores[0], afters[0]
+    for label, gs in (("trained L", befores), (f"after the switch to L = {args.to}", afters)):
+        norms = ", ".join(f"{g['grad_norm']:.3g}" for g in gs)
+        print(f"{label}: global gradient norm of each of {len(gs)} batches: {norms}")
     for label, g in (("trained L", before), (f"after the switch to L = {args.to}", after)):
         print(
             f"{label}: loss {g['loss']:.3f}, first layer |grad W| "

@@ -212,3 +212,23 @@ def test_crash_while_writing_keeps_the_previous_file(good, monkeypatch, when):
     assert load_checkpoint(path)["epoch"] == 3
     save_checkpoint(path, replacement)  # and a normal write replaces it
     assert load_checkpoint(path)["epoch"] == 4
+
+
+SHIPPED = sorted(
+    (pathlib.Path(__file__).parent.parent / "benchmarks/results/checkpoints").glob("*.pt")
+)
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
+def test_shipped_checkpoints_load_finite_with_their_recorded_levels(path):
+    """Every checkpoint BENCHMARKS.md §3 evaluates loads with weights_only, holds finite
+    weights (a run that diverged in scale is refused at load) and the per-layer L its run
+    selected, and records its validation split (model selection never saw the test set)."""
+    from pascal_snn.checkpoint import load_model
+
+    model, checkpoint = load_model(path)
+    assert [layer.L for _, layer in qcfs_layers(model)] == checkpoint["levels"]
+    weights = [v for v in model.state_dict().values() if torch.is_tensor(v)]
+    assert all(torch.isfinite(v).all() for v in weights if v.is_floating_point())
+    assert checkpoint["config"]["val_images"] > 0
+    assert checkpoint["dataset"]["name"] == "fashion-mnist"

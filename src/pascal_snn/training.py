@@ -767,8 +767,9 @@ def gradient_jump(
     """A warning when the levels changed at the last epoch of ``metrics`` and its median
     gradient norm is over ``GRADIENT_JUMP`` × the epoch before's, with no ``grad_clip``;
     else None. Measured on ResNet-18 (Fashion-MNIST, docs/design.md): a plan with five of 17
-    layers at L = 1 raises the norm about 6× and trains on; every layer at L = 1 raises it
-    10⁴× on one batch and the run diverged in scale with a finite loss, unless clipped."""
+    layers at L = 1 raises the norm about 7× and trains on; every layer at L = 1 raises it
+    10⁴× and the run diverged in scale with a finite loss, unless clipped
+    (``benchmarks/switch_gradients.py --batches 8``)."""
     if grad_clip is not None or levels_before is None or levels_before == levels_now:
         return None
     if len(metrics) < 2:
