@@ -390,11 +390,12 @@ def _clip_gradient(model: nn.Module, grad_clip: float | None) -> torch.Tensor:
     """The global 2-norm of every parameter's gradient, before clipping; the gradients are
     scaled to norm ``grad_clip`` when they exceed it (None: left alone). Stays on the device."""
     if grad_clip is not None:
-        return torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip).detach()
+        return torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip).detach().double()
     grads = [p.grad.detach() for p in model.parameters() if p.grad is not None]
     if not grads:
-        return torch.zeros(())
-    return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+        return torch.zeros((), dtype=torch.float64)
+    norms = [torch.linalg.vector_norm(g).double() for g in grads]  # parameters may mix dtypes
+    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 @torch.no_grad()
