@@ -43,7 +43,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from pascal_snn import distributed
 from pascal_snn.calibration import calibrate_thresholds
 from pascal_snn.checkpoint import load_checkpoint, load_weights, save_checkpoint
-from pascal_snn.config import RUN_DEFINING, RunConfig, resolve, write_config
+from pascal_snn.config import RUN_DEFINING, Levels, RunConfig, resolve, write_config
 from pascal_snn.data.info import dataset_labels, dataset_size
 from pascal_snn.data.splits import DataSplits
 from pascal_snn.errors import ConfigError, DataError
@@ -762,8 +762,8 @@ GRADIENT_JUMP = 30.0
 def gradient_jump(
     metrics: list[dict[str, Any]],
     grad_clip: float | None,
-    levels_before: Any,
-    levels_now: Any,
+    levels_before: Levels | None,
+    levels_now: Levels,
 ) -> str | None:
     """A warning when the levels changed at the last epoch of ``metrics`` and its median
     gradient norm is over ``GRADIENT_JUMP`` × the epoch before's, with no ``grad_clip``;

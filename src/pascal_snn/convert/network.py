@@ -137,21 +137,24 @@ class ConvertedNetwork(nn.Module):
         on the CPU it first hints the heap to keep part-sized memory (:func:`hint_heap`)."""
         n = self.images_per_part(x)
         if self.part_bytes is not None and x.device.type == "cpu":
-            size = x.element_size() if x.is_floating_point() else 4
-            hint_heap(max(self.part_bytes, n * self._largest[tuple(x.shape[1:])] * size))
+            hint_heap(max(self.part_bytes, n * self._largest_bytes(x)))
         return (x,) if n >= x.shape[0] else torch.split(x, n)
+
+    def _largest_bytes(self, x: torch.Tensor) -> int:
+        """Bytes per image of the largest tensor a batch like ``x`` makes."""
+        size = x.element_size() if x.is_floating_point() else 4
+        return self._largest[tuple(x.shape[1:])] * size
 
     def images_per_part(self, x: torch.Tensor) -> int:
         """How many images of the batch ``x`` run together (all of them off the CPU)."""
         images = max(int(x.shape[0]), 1)
         if self.part_bytes is None or x.device.type != "cpu":
             return images
-        size = x.element_size() if x.is_floating_point() else 4
-        shape = tuple(x.shape[1:])
-        per_image = self._largest[shape] * size
+        per_image = self._largest_bytes(x)
         n = self.part_bytes // per_image
         if self._steps_in_tensors():  # toward the ANN's batch of image-steps per call
-            n = max(n, min(-(-images // self._longest[shape]), 2 * self.part_bytes // per_image))
+            longest = self._longest[tuple(x.shape[1:])]
+            n = max(n, min(-(-images // longest), 2 * self.part_bytes // per_image))
         return min(images, max(1, n))
 
     def prepare(self, input_shape: Sequence[int], example: torch.Tensor | None = None) -> None:
